@@ -1,0 +1,198 @@
+"""The ``unlearnbench`` command line.
+
+Only argparse is imported here: each command imports torch and the rest of
+the harness when it runs, so ``unlearnbench --help`` answers at once.
+Bad input exits with status 2 and one line naming the value.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def add_grid_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("grid selection (comma-separated lists; default: the default benchmark)")
+    g.add_argument("--config", metavar="FILE.toml", help="load a preset; options below override it")
+    g.add_argument("--datasets", help="e.g. digits,fashion_mnist")
+    g.add_argument("--models", help="e.g. mlp")
+    g.add_argument("--scenarios", help="random and/or class")
+    g.add_argument("--ratios", help="forget ratios in (0, 1) for the random scenario, e.g. 0.1,0.5")
+    g.add_argument("--classes", help="class indices to forget in the class scenario, e.g. 0")
+    g.add_argument("--methods", help="method names (default: every registered method)")
+    g.add_argument("--seeds", help="e.g. 0,1,2")
+    g.add_argument("--method-arg", action="append", metavar="METHOD.KEY=VALUE",
+                   help="override a method hyperparameter (repeatable), e.g. finetune.lr=0.01")
+    g.add_argument("--train-arg", action="append", metavar="KEY=VALUE",
+                   help="override the reference training configuration (repeatable), e.g. epochs=10")
+    g.add_argument("--val-frac", type=float, dest="val_frac", help="validation share carved from train (default 0.1)")
+    o = p.add_argument_group("where and how")
+    o.add_argument("--out", help="results folder (default: results)")
+    o.add_argument("--cache-dir", dest="cache_dir", help="reference-model cache (default: OUT/cache)")
+    o.add_argument("--data-root", dest="data_root", help="folder holding the dataset files")
+    o.add_argument("--download", action="store_true", help="allow downloading datasets that support it")
+    o.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unlearnbench",
+        description="A benchmark suite for machine unlearning in image classification. "
+                    "`unlearnbench run` runs the default benchmark and writes leaderboard.md.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a benchmark grid (default: the default benchmark) and update the leaderboard")
+    add_grid_options(p)
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
+    p.add_argument("--leaderboard", metavar="FILE", help="leaderboard path (default: see `leaderboard --help`)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("list", help="list registered methods, datasets, models and scenarios")
+    p.set_defaults(handler=cmd_list)
+
+    p = sub.add_parser("leaderboard", help="aggregate records into OUT/summary.csv and leaderboard.md")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--leaderboard", metavar="FILE",
+                   help="output path (default: leaderboard.md beside OUT when OUT is named 'results', "
+                        "else OUT/leaderboard.md)")
+    p.set_defaults(handler=cmd_leaderboard)
+    return parser
+
+
+class Progress:
+    """A one-line progress bar on a terminal; plain lines otherwise."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = stream.isatty()
+        self.start = time.perf_counter()
+
+    def log(self, message: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(f"  {message}\n")
+        self.stream.flush()
+
+    def update(self, label: str, status: str = "") -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        width = 24
+        filled = int(width * self.done / max(1, self.total))
+        bar = "#" * filled + "." * (width - filled)
+        line = f"[{bar}] {self.done}/{self.total} {elapsed:6.0f}s  {label} {status}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line[:160])
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def cmd_run(args) -> int:
+    from .config import expand, grid_from_args
+
+    grid = grid_from_args(args)
+    specs = expand(grid)
+    if args.dry_run:
+        for s in specs:
+            print(f"{s.key}  {s.describe()}")
+        print(f"{len(specs)} runs")
+        return 0
+    from .leaderboard import write_leaderboard
+    from .runner import Harness
+
+    _set_threads()
+    progress = Progress(len(specs))
+    harness = Harness(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root,
+                      device=grid.device, download=grid.download, log=progress.log)
+    for name in grid.datasets:  # missing data fails here, before anything is written
+        harness.dataset(name)
+    counts: dict[str, int] = {}
+    skipped = 0
+    for spec in specs:
+        if harness.store.is_done(spec.key):
+            skipped += 1
+            progress.update(spec.describe(), "(done)")
+            continue
+        record = harness.run(spec)
+        counts[record["status"]] = counts.get(record["status"], 0) + 1
+        status = record["status"]
+        if status != "ok":
+            progress.log(f"{spec.describe()}: {status}: {record['message']}")
+        progress.update(spec.describe(), status)
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new"
+    print(f"{len(specs)} runs: {summary}, {skipped} already done; "
+          f"{harness.reference_trainings} reference models trained; "
+          f"{time.perf_counter() - progress.start:.1f} s", file=sys.stderr)
+    if not args.no_leaderboard:
+        csv_path, md_path = write_leaderboard(grid.out, args.leaderboard)
+        print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
+    return 1 if counts.get("failed") or counts.get("diverged") else 0
+
+
+def cmd_list(args) -> int:
+    from unlearnbench import datasets as D
+    from unlearnbench.methods import get_method, list_methods
+
+    from .models import get_model, list_models
+    from .spec import SCENARIOS
+
+    print("methods:")
+    for name in list_methods():
+        info = get_method(name)
+        defaults = ", ".join(f"{k}={v}" for k, v in info.defaults().items())
+        print(f"  {name:18s} {info.summary}" + (f"  [{defaults}]" if defaults else ""))
+    print("datasets:")
+    for name in D.list_datasets():
+        print(f"  {name:18s} {D.DATASETS[name][2]}")
+    print("models:")
+    for name in list_models():
+        print(f"  {name:18s} {get_model(name).summary}")
+    print("scenarios:")
+    print("  " + ", ".join(SCENARIOS))
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from .leaderboard import write_leaderboard
+
+    csv_path, md_path = write_leaderboard(args.out, args.leaderboard)
+    print(f"wrote {csv_path} and {md_path}")
+    return 0
+
+
+def _set_threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(version("unlearnbench"))
+        return 0
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    from .errors import UsageError
+
+    try:
+        return args.handler(args)
+    except UsageError as e:
+        print(f"unlearnbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("unlearnbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

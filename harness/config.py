@@ -1,0 +1,218 @@
+"""From command-line options and TOML presets to a validated list of runs.
+
+Precedence: built-in defaults < ``--config FILE.toml`` < command-line options.
+Every value is checked before anything is written; a bad one raises
+:class:`UsageError` naming the value and what is accepted.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .errors import UsageError
+
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+@dataclass
+class Grid:
+    """A benchmark grid: the cross product of its lists is the set of runs."""
+
+    datasets: list[str] = field(default_factory=lambda: ["digits"])
+    models: list[str] = field(default_factory=lambda: ["mlp"])
+    scenarios: list[str] = field(default_factory=lambda: ["random", "class"])
+    ratios: list[float] = field(default_factory=lambda: [0.1, 0.5])
+    classes: list[int] = field(default_factory=lambda: [0])
+    methods: list[str] | None = None          # None = every registered method
+    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
+    val_frac: float = 0.1
+    train: dict = field(default_factory=dict)         # overrides of the models' default training
+    model_args: dict = field(default_factory=dict)    # model name -> kwargs
+    method_args: dict = field(default_factory=dict)   # method name -> hyperparameter overrides
+    device: str = "auto"
+    out: str = "results"
+    cache_dir: str | None = None
+    data_root: str | None = None
+    download: bool = False
+
+    LIST_KEYS = ("datasets", "models", "scenarios", "ratios", "classes", "methods", "seeds")
+    TABLE_KEYS = ("train", "model_args", "method_args")
+
+
+def _suggest(key: str, accepted) -> str:
+    close = difflib.get_close_matches(key, accepted, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"config file {str(path)!r} not found")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+
+
+def apply_mapping(grid: Grid, data: dict, source: str) -> Grid:
+    """Set grid fields from a mapping (a TOML file or parsed options)."""
+    accepted = [f.name for f in fields(Grid)]
+    for key, value in data.items():
+        if key not in accepted:
+            raise UsageError(f"{source}: unknown key {key!r}{_suggest(key, accepted)}; accepted: {', '.join(accepted)}")
+        if key in Grid.TABLE_KEYS:
+            if not isinstance(value, dict):
+                raise UsageError(f"{source}: {key!r} must be a table, got {value!r}")
+            merged = dict(getattr(grid, key))
+            for k, v in value.items():
+                merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) and key != "train" else v
+            setattr(grid, key, merged)
+        elif key in Grid.LIST_KEYS:
+            if isinstance(value, (str, int, float)):
+                value = [value]
+            if not isinstance(value, list):
+                raise UsageError(f"{source}: {key!r} must be a list, got {value!r}")
+            setattr(grid, key, None if key == "methods" and value in (["all"], []) else list(value))
+        else:
+            setattr(grid, key, value)
+    return grid
+
+
+def parse_list(text: str, kind, option: str) -> list:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"{option} needs at least one value, got {text!r}")
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not a comma-separated list of {kind.__name__}s") from None
+
+
+def parse_assignments(items: list[str], option: str) -> dict:
+    """``["muso.lr=1e-4", ...]`` -> ``{"muso": {"lr": "1e-4"}}``."""
+    out: dict = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        owner, dot, key = name.partition(".")
+        if not sep or not dot or not owner or not key:
+            raise UsageError(f"{option} {item!r}: expected NAME.KEY=VALUE")
+        out.setdefault(owner, {})[key] = value
+    return out
+
+
+def grid_from_args(args) -> Grid:
+    """Defaults, then ``--config``, then explicit command-line options."""
+    grid = Grid()
+    if getattr(args, "config", None):
+        grid = apply_mapping(grid, load_toml(args.config), f"config file {args.config!r}")
+    options = {}
+    for key, kind in (("datasets", str), ("models", str), ("scenarios", str), ("methods", str),
+                      ("ratios", float), ("classes", int), ("seeds", int)):
+        value = getattr(args, key, None)
+        if value is not None:
+            options[key] = parse_list(value, kind, f"--{key}")
+    for key in ("device", "out", "cache_dir", "data_root", "val_frac"):
+        value = getattr(args, key, None)
+        if value is not None:
+            options[key] = value
+    if getattr(args, "download", False):
+        options["download"] = True
+    if getattr(args, "method_arg", None):
+        options["method_args"] = parse_assignments(args.method_arg, "--method-arg")
+    if getattr(args, "train_arg", None):
+        options["train"] = {k: v for k, v in (a.split("=", 1) for a in args.train_arg if "=" in a)}
+        if len(options["train"]) != len(args.train_arg):
+            raise UsageError("--train-arg expects KEY=VALUE")
+    return apply_mapping(grid, options, "command line")
+
+
+def expand(grid: Grid) -> list:
+    """Validate the grid and return its runs (RunSpec), in a cache-friendly order."""
+    from unlearnbench import datasets as D
+    from unlearnbench.methods import TrainConfig, UnknownMethod, get_method, list_methods
+    from unlearnbench.methods._api import coerce
+    from .models import get_model
+    from .spec import SCENARIOS, RunSpec, Scenario
+
+    for name in grid.datasets:
+        try:
+            D.check_name(name)
+        except D.UnknownName as e:
+            raise UsageError(str(e)) from None
+    for name in grid.models:
+        get_model(name)
+    methods = grid.methods if grid.methods is not None else list_methods()
+    for name in methods:
+        try:
+            get_method(name)
+        except UnknownMethod as e:
+            raise UsageError(str(e)) from None
+    for name in grid.method_args:
+        if name not in methods:
+            try:
+                get_method(name)
+            except UnknownMethod as e:
+                raise UsageError(f"method_args: {e}") from None
+    for s in grid.scenarios:
+        if s not in SCENARIOS:
+            raise UsageError(f"unknown scenario {s!r}; accepted: {', '.join(SCENARIOS)}")
+    for r in grid.ratios:
+        if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0.0 < r < 1.0:
+            raise UsageError(f"forget ratio {r!r} is outside (0, 1); accepted: a number strictly between 0 and 1")
+    for s in grid.seeds:
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise UsageError(f"seed {s!r} is not a non-negative integer")
+    if not isinstance(grid.val_frac, (int, float)) or not 0.0 <= grid.val_frac < 0.5:
+        raise UsageError(f"val_frac {grid.val_frac!r} is outside [0, 0.5)")
+    if grid.device not in ("auto", "cpu", "cuda") and not str(grid.device).startswith("cuda:"):
+        raise UsageError(f"unknown device {grid.device!r}; accepted: auto, cpu, cuda, cuda:N")
+    if "class" in grid.scenarios:
+        for name in grid.datasets:
+            n = D.num_classes(name)
+            for c in grid.classes:
+                if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < n:
+                    raise UsageError(f"class {c!r} does not exist in dataset {name!r}; accepted: 0..{n - 1}")
+
+    specs = []
+    hints = typing.get_type_hints(TrainConfig)
+    for d_name, m_name in itertools.product(grid.datasets, grid.models):
+        info = get_model(m_name)
+        try:
+            train_over = {k: coerce(v, hints[k], f"train.{k}") if k in hints else v
+                          for k, v in grid.train.items()}
+            train = TrainConfig.from_dict({**info.train.to_dict(), **train_over})
+        except (ValueError, UnknownMethod) as e:
+            raise UsageError(f"train: {e}") from None
+        scenarios = []
+        for kind in grid.scenarios:
+            if kind == "random":
+                scenarios += [Scenario("random", ratio=float(r)) for r in grid.ratios]
+            elif kind == "class":
+                scenarios += [Scenario("class", forget_class=int(c)) for c in grid.classes]
+        for seed, scenario, method in itertools.product(grid.seeds, scenarios, methods):
+            try:
+                hyper = get_method(method).resolve(grid.method_args.get(method), scenario.kind)
+            except UnknownMethod as e:
+                raise UsageError(str(e)) from None
+            specs.append(RunSpec(
+                dataset=d_name, model=m_name, scenario=scenario, method=method, seed=int(seed),
+                train=train, hyper=_as_plain(hyper), model_args=dict(grid.model_args.get(m_name, {})),
+                val_frac=float(grid.val_frac)))
+    return specs
+
+
+def _as_plain(hyper) -> dict:
+    import dataclasses
+
+    if hyper is None:
+        return {}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(hyper).items()}

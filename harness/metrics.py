@@ -1,0 +1,131 @@
+"""Every metric, defined once.  Each function documents its source convention,
+its unit and which direction is better; the leaderboard prints the same words.
+
+Functions take plain arrays (probabilities, labels, state dicts) so they can
+be pinned by tests on hand-computed cases, independent of any model.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+# metric name -> (short label, definition, direction).  The leaderboard and the
+# README are generated from / checked against this table.
+DEFINITIONS: dict[str, tuple[str, str, str]] = {
+    "retain_acc": ("RA", "accuracy on the retain set D_r, %", "closer to Retrain (higher is usual)"),
+    "forget_acc": ("FA", "accuracy on the forget set D_f, %", "closer to Retrain"),
+    "test_acc": ("TA", "accuracy on the test set, %", "higher; closer to Retrain"),
+    "unlearn_acc": ("UA", "100 − FA, % (SalUn / Sparse convention)", "closer to Retrain"),
+    "test_acc_forget_class": ("TA-fc", "class scenario: test accuracy on the forgotten class, %", "closer to Retrain (≈0)"),
+    "test_acc_other_classes": ("TA-rest", "class scenario: test accuracy on the remaining classes, %", "higher"),
+    "mia_efficacy": ("MIA-eff", "SalUn/Sparse 'SVC_MIA_forget_efficacy[confidence]'×100: RBF SVC (C=3, gamma='auto') on "
+                     "the true-class confidence p_y, members = first |test| retain samples, non-members = test; "
+                     "% of forget samples predicted NON-member", "closer to Retrain"),
+    "mia_entropy": ("MIA-ent", "Bad Teacher / SSD / MUSO convention: class-balanced logistic regression on softmax "
+                    "entropy, members = retain, non-members = test; % of forget samples predicted MEMBER",
+                    "closer to Retrain"),
+    "param_dist": ("‖θ−θr‖", "L2 distance of all parameters (buffers excluded) to the same-init Retrain model",
+                   "lower (0 = exact)"),
+    "param_dist_rel": ("‖θ−θr‖/‖θr‖", "param_dist divided by the Retrain model's parameter norm", "lower"),
+    "js_forget": ("JS", "mean Jensen–Shannon divergence (nats, ≤ ln 2) between this model's and Retrain's "
+                  "softmax on D_f", "lower"),
+    "avg_gap": ("Gap", "SalUn Avg. Gap: mean |method − Retrain| over UA, RA, TA, MIA-eff (percentage points)",
+                "lower"),
+    "avg_gap_muso": ("Gap-MUSO", "MUSO's Avg. Gap: mean |method − Retrain| over TA, FA, MIA-ent (points)", "lower"),
+    "time_s": ("time", "wall time of the unlearning call alone, s (Retrain: its training time; Original: 0)", "lower"),
+    "rte": ("RTE", "Retrain time ÷ method time (speed-up over retraining)", "higher"),
+}
+
+
+def softmax(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits.double(), dim=1).numpy()
+
+
+def accuracy(logits_or_probs, labels) -> float:
+    """Share of argmax predictions equal to the labels, in %."""
+    pred = np.asarray(logits_or_probs).argmax(axis=1)
+    labels = np.asarray(labels)
+    return float(100.0 * (pred == labels).mean()) if len(labels) else float("nan")
+
+
+def confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Probability assigned to the true class, p_y."""
+    return np.asarray(probs)[np.arange(len(labels)), np.asarray(labels)]
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy of each row in nats, with 0·log 0 = 0."""
+    p = np.asarray(probs, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    return -terms.sum(axis=1)
+
+
+def mia_efficacy(member_conf: np.ndarray, nonmember_conf: np.ndarray, target_conf: np.ndarray) -> float:
+    """SalUn / Unlearn-Sparse forgetting-efficacy MIA (confidence feature), in %.
+
+    An RBF SVC(C=3, gamma="auto") is fit on members (label 1: the first |test|
+    retain samples) vs non-members (label 0: the test set), one feature each:
+    the true-class confidence.  Returns the share of target (forget) samples it
+    predicts NON-member, ×100.  After perfect unlearning the forget set looks
+    like unseen data, so values approach Retrain's (higher than Original's).
+    """
+    from sklearn.svm import SVC
+
+    x = np.concatenate([member_conf, nonmember_conf]).reshape(-1, 1)
+    y = np.concatenate([np.ones(len(member_conf)), np.zeros(len(nonmember_conf))])
+    clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
+    return float(100.0 * (1.0 - clf.predict(np.asarray(target_conf).reshape(-1, 1)).mean()))
+
+
+def mia_entropy(member_entropy: np.ndarray, nonmember_entropy: np.ndarray, target_entropy: np.ndarray) -> float:
+    """Bad Teacher / SSD / MUSO membership attack (entropy feature), in %.
+
+    Class-balanced logistic regression (lbfgs) on the softmax entropy of
+    members (label 1: the whole retain set) vs non-members (label 0: the test
+    set); returns the share of target (forget) samples predicted MEMBER, ×100.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([member_entropy, nonmember_entropy]).reshape(-1, 1)
+    y = np.concatenate([np.ones(len(member_entropy)), np.zeros(len(nonmember_entropy))])
+    clf = LogisticRegression(class_weight="balanced", solver="lbfgs").fit(x, y)
+    return float(100.0 * clf.predict(np.asarray(target_entropy).reshape(-1, 1)).mean())
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per-row Jensen–Shannon divergence in nats: ½KL(p‖m) + ½KL(q‖m), m = ½(p+q)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    m = 0.5 * (p + q)
+
+    def kl(a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a > 0, a * (np.log(a) - np.log(b)), 0.0).sum(axis=1)
+
+    return np.clip(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0, math.log(2))
+
+
+def parameter_vector(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.detach().reshape(-1).double().cpu() for _, t in sorted(params.items())])
+
+
+def param_distance(params: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """(‖θ − θ_r‖₂, ‖θ − θ_r‖₂ / ‖θ_r‖₂) over all parameters (not buffers)."""
+    if sorted(params) != sorted(reference):
+        raise ValueError("parameter names differ from the reference model's")
+    a, b = parameter_vector(params), parameter_vector(reference)
+    dist = float(torch.linalg.vector_norm(a - b))
+    norm = float(torch.linalg.vector_norm(b))
+    return dist, dist / norm if norm > 0 else float("inf")
+
+
+SALUN_GAP = ("unlearn_acc", "retain_acc", "test_acc", "mia_efficacy")
+MUSO_GAP = ("test_acc", "forget_acc", "mia_entropy")
+
+
+def avg_gap(metrics: dict[str, float], retrain: dict[str, float], keys=SALUN_GAP) -> float:
+    """Mean absolute difference to the Retrain model over ``keys`` (points)."""
+    return float(np.mean([abs(metrics[k] - retrain[k]) for k in keys]))

@@ -1,0 +1,361 @@
+"""One run, end to end: data → forget split → reference models (cached) →
+method → metrics → record.
+
+:class:`Harness` memoises what runs share (datasets, splits, reference models
+and their outputs) so a grid trains each reference model once and evaluates it
+once, however many methods use it.  Reference models are also cached on disk,
+keyed by everything that determines them, so later invocations (or other
+Slurm tasks) reuse them.
+"""
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unlearnbench import datasets as D
+from unlearnbench.datasets import splits as S
+from unlearnbench.methods import Context, Diverged, Split, get_method
+from unlearnbench.methods.retrain import retrain as train_retrain
+from unlearnbench.methods._train import cross_entropy, fit
+
+from .augment import get_augmentation
+from .errors import UsageError
+from .evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of,
+                       standalone_metrics)
+from .metrics import param_distance
+from .models import InputSpec, build_model
+from .records import RecordStore, environment, write_json_atomic
+from .spec import RunSpec, derive_seed, stable_hash
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} requested but CUDA is not available; accepted here: auto, cpu")
+    return torch.device(name)
+
+
+@dataclass
+class ProtocolData:
+    """A dataset on the device, with its fixed validation carve-out."""
+
+    ds: D.Dataset
+    fingerprint: str
+    pool: np.ndarray        # training indices used for training (train minus validation)
+    val: np.ndarray         # held-out validation indices (never trained on)
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    spec: InputSpec
+
+
+@dataclass
+class References:
+    theta0: dict
+    original: torch.nn.Module
+    retrain: torch.nn.Module
+    original_time: float
+    retrain_time: float
+    original_key: str
+    retrain_key: str
+
+
+@contextmanager
+def file_lock(path: Path):
+    """An exclusive lock on ``path`` (flock): one trainer per cache entry,
+    across processes and, on file systems that support it, nodes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _load_state(path: Path, device) -> dict:
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def _save_state(state: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+class Harness:
+    """Runs :class:`RunSpec` s, sharing data and reference models between them."""
+
+    def __init__(self, out="results", cache_dir=None, data_root=None, device="auto", download=False, log=None):
+        self.out = Path(out)
+        self.cache_dir = Path(cache_dir) if cache_dir else self.out / "cache"
+        self.data_root = data_root
+        self.download = download
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.store = RecordStore(self.out)
+        self.log = log or (lambda msg: None)
+        self._datasets: dict = {}
+        self._data: dict = {}
+        self._forget: dict = {}
+        self._refs: dict = {}
+        self._splits: dict = {}
+        self._group: dict = {}
+        self.reference_trainings = 0   # how many reference models this process trained
+        self.env = None
+
+    # ---- data ----------------------------------------------------------
+    def dataset(self, name: str) -> D.Dataset:
+        if name not in self._datasets:
+            try:
+                self._datasets[name] = D.load_dataset(name, root=self.data_root, download=self.download)
+            except D.DataError as e:
+                raise UsageError(f"dataset {name!r}: {e}") from None
+        return self._datasets[name]
+
+    def data(self, spec: RunSpec) -> ProtocolData:
+        key = (spec.dataset, spec.val_frac)
+        if key not in self._data:
+            ds = self.dataset(spec.dataset)
+            labels = ds.y_train.numpy()
+            if spec.val_frac > 0:
+                pool, val = S.stratified_split(labels, spec.val_frac, seed=0)
+            else:
+                pool, val = np.arange(len(labels)), np.array([], dtype=np.int64)
+            dev = self.device
+            self._data[key] = ProtocolData(
+                ds=ds, fingerprint=ds.fingerprint(), pool=pool, val=val,
+                x_train=ds.x_train.to(dev), y_train=ds.y_train.to(dev),
+                x_test=ds.x_test.to(dev), y_test=ds.y_test.to(dev), spec=InputSpec.of(ds))
+        return self._data[key]
+
+    def forget_indices(self, spec: RunSpec) -> tuple[np.ndarray, str]:
+        """The forget set (indices into the dataset's training split), saved
+        as JSON under ``<out>/splits/``; returns (indices, relative path)."""
+        ident = {**spec.data_identity(), "scenario": spec.scenario.to_dict(), "seed": spec.seed}
+        key = stable_hash(ident)
+        if key not in self._forget:
+            data = self.data(spec)
+            labels = data.ds.y_train.numpy()[data.pool]
+            sc = spec.scenario
+            if sc.kind == "random":
+                rel = S.random_forget(labels, sc.ratio, derive_seed(spec.seed, "forget"))
+            elif sc.kind == "class":
+                if not 0 <= sc.forget_class < data.ds.num_classes:
+                    raise UsageError(f"class {sc.forget_class} does not exist in {spec.dataset!r}; "
+                                     f"accepted: 0..{data.ds.num_classes - 1}")
+                rel = S.class_forget(labels, sc.forget_class)
+            else:
+                raise UsageError(f"unknown scenario {sc.kind!r}")
+            idx = data.pool[rel]
+            rel_path = f"splits/{spec.dataset}-{sc.label.replace(' ', '-').replace('%', 'pct')}-seed{spec.seed}-{key[:8]}.json"
+            path = self.out / rel_path
+            payload = {**ident, "n_forget": int(len(idx)), "n_pool": int(len(data.pool)),
+                       "indices": [int(i) for i in idx]}
+            if not path.exists() or json.loads(path.read_text()).get("indices") != payload["indices"]:
+                write_json_atomic(path, payload)
+            self._forget[key] = (idx, rel_path)
+        return self._forget[key]
+
+    def splits(self, spec: RunSpec) -> dict[str, Split]:
+        """Retain / forget / validation / test tensors of the run, on the device."""
+        data = self.data(spec)
+        forget, path = self.forget_indices(spec)
+        if path in self._splits:
+            return self._splits[path]
+        retain = np.setdiff1d(data.pool, forget)
+        to = lambda idx: torch.as_tensor(idx, device=self.device)
+        self._splits = {path: {
+            "retain": Split(data.x_train[to(retain)], data.y_train[to(retain)]),
+            "forget": Split(data.x_train[to(forget)], data.y_train[to(forget)]),
+            "val": Split(data.x_train[to(data.val)], data.y_train[to(data.val)]),
+            "test": Split(data.x_test, data.y_test),
+        }}
+        return self._splits[path]
+
+    # ---- reference models -----------------------------------------------
+    def make_model(self, spec: RunSpec, init_seed: int | None = None):
+        """A model of the run's architecture; with ``init_seed``, initialised
+        deterministically (on the CPU, so θ₀ is identical on every device)."""
+        data = self.data(spec)
+        if init_seed is None:
+            return build_model(spec.model, data.spec, spec.model_args).to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            model = build_model(spec.model, data.spec, spec.model_args)
+        return model.to(self.device)
+
+    def _train_generator(self, spec: RunSpec) -> torch.Generator:
+        return torch.Generator().manual_seed(derive_seed(spec.seed, "data-order"))
+
+    def references(self, spec: RunSpec) -> References:
+        """θ₀, the original (full training set) and the retrain (retain set,
+        same θ₀, same hyperparameters, same data-order seed) models."""
+        data = self.data(spec)
+        forget, _ = self.forget_indices(spec)
+        okey = stable_hash({**spec.original_identity(), "data": data.fingerprint})
+        rkey = stable_hash({"original": okey, "forget": stable_hash(forget.tolist())})
+        if (okey, rkey) in self._refs:
+            return self._refs[(okey, rkey)]
+        augment = get_augmentation(data.ds.augment)
+        odir = self.cache_dir / "original" / okey
+        with file_lock(odir / "lock"):
+            if not (odir / "meta.json").exists():
+                self.log(f"training original ({spec.dataset}/{spec.model} seed={spec.seed})")
+                model = self.make_model(spec, derive_seed(spec.seed, "init"))
+                _save_state(model.state_dict(), odir / "theta0.pt")
+                x, y = data.x_train, data.y_train
+                pool = torch.as_tensor(data.pool, device=self.device)
+                t0 = time.perf_counter()
+                fit(model, cross_entropy, (x[pool], y[pool]), spec.train, self._train_generator(spec),
+                    augment=augment, checkpoint=odir / "train.ckpt")
+                seconds = time.perf_counter() - t0
+                self.reference_trainings += 1
+                _save_state(model.state_dict(), odir / "model.pt")
+                write_json_atomic(odir / "meta.json", {"identity": spec.original_identity(),
+                                                       "data": data.fingerprint, "train_time_s": seconds})
+        theta0 = _load_state(odir / "theta0.pt", self.device)
+        original = self.make_model(spec)
+        original.load_state_dict(_load_state(odir / "model.pt", self.device))
+        otime = json.loads((odir / "meta.json").read_text())["train_time_s"]
+
+        rdir = self.cache_dir / "retrain" / rkey
+        with file_lock(rdir / "lock"):
+            if not (rdir / "meta.json").exists():
+                self.log(f"training retrain ({spec.describe().rsplit(' ', 1)[0]})")
+                split = self.splits(spec)
+                ctx = self._context(spec, None, theta0, split, generator=self._train_generator(spec))
+                t0 = time.perf_counter()
+                model = train_retrain(ctx)  # the same function the `retrain` method is
+                seconds = time.perf_counter() - t0
+                self.reference_trainings += 1
+                _save_state(model.state_dict(), rdir / "model.pt")
+                write_json_atomic(rdir / "meta.json", {"identity": spec.scenario_identity(), "original": okey,
+                                                       "train_time_s": seconds})
+        retrain = self.make_model(spec)
+        retrain.load_state_dict(_load_state(rdir / "model.pt", self.device))
+        rtime = json.loads((rdir / "meta.json").read_text())["train_time_s"]
+        for m in (original, retrain):
+            m.eval().requires_grad_(False)
+        refs = References(theta0, original, retrain, otime, rtime, okey, rkey)
+        self._refs = {(okey, rkey): refs}   # keep one group in memory
+        return refs
+
+    def retrain_reference(self, spec: RunSpec) -> RetrainReference:
+        """Retrain's outputs, standalone metrics and parameters (computed once per group)."""
+        refs = self.references(spec)
+        if self._group.get("key") != refs.retrain_key:
+            out = self.outputs(spec, refs.retrain)
+            self._group = {"key": refs.retrain_key, "ref": RetrainReference(
+                out, standalone_metrics(out, self._forget_class(spec)), parameters_of(refs.retrain))}
+        return self._group["ref"]
+
+    # ---- evaluation ---------------------------------------------------------
+    def outputs(self, spec: RunSpec, model) -> Outputs:
+        split = self.splits(spec)
+        return Outputs.of(model, {name: split[name].tensors for name in EVAL_SPLITS})
+
+    @staticmethod
+    def _forget_class(spec: RunSpec):
+        return spec.scenario.forget_class if spec.scenario.kind == "class" else None
+
+    def _context(self, spec: RunSpec, original, theta0, split, generator) -> Context:
+        data = self.data(spec)
+        return Context(
+            model=copy.deepcopy(original).requires_grad_(True) if original is not None else None,
+            original=original, retain=split["retain"], forget=split["forget"], val=split["val"],
+            theta0=theta0, make_model=lambda: self.make_model(spec), train_config=spec.train,
+            num_classes=data.ds.num_classes, device=self.device, generator=generator,
+            scenario=spec.scenario.kind, forget_class=self._forget_class(spec),
+            augment=get_augmentation(data.ds.augment), seed=spec.seed)
+
+    # ---- one run ---------------------------------------------------------
+    def unlearn(self, spec: RunSpec, refs: References):
+        """Run the method; returns (model, seconds)."""
+        info = get_method(spec.method)
+        if info.reference == "original":
+            return refs.original, 0.0
+        if info.reference == "retrain":
+            return refs.retrain, refs.retrain_time
+        split = self.splits(spec)
+        generator = torch.Generator().manual_seed(derive_seed(spec.seed, "unlearn", spec.method))
+        ctx = self._context(spec, refs.original, refs.theta0, split, generator)
+        hyper = info.hyper(**spec.hyper) if info.hyper is not None else None
+        torch.manual_seed(derive_seed(spec.seed, "unlearn-global", spec.method))
+        before = {k: v.clone() for k, v in refs.original.state_dict().items()}
+        t0 = time.perf_counter()
+        model = info.fn(ctx, hyper)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        self._check_result(spec, model, refs, before)
+        return model, seconds
+
+    def _check_result(self, spec, model, refs, before) -> None:
+        after = refs.original.state_dict()
+        if any(not torch.equal(before[k], after[k]) for k in before):
+            refs.original.load_state_dict(before)
+            raise RuntimeError(f"method {spec.method!r} modified the original model in place; "
+                               "change and return ctx.model (a copy) instead")
+        if not isinstance(model, torch.nn.Module) or type(model) is not type(refs.original):
+            raise RuntimeError(f"method {spec.method!r} returned {type(model).__name__}, "
+                               f"expected a {type(refs.original).__name__}")
+        shapes = {k: tuple(v.shape) for k, v in model.named_parameters()}
+        if shapes != {k: tuple(v.shape) for k, v in refs.original.named_parameters()}:
+            raise RuntimeError(f"method {spec.method!r} returned a model with different parameters")
+        for name, p in model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise Diverged(f"parameter {name} is not finite after unlearning")
+
+    def run(self, spec: RunSpec, force: bool = False) -> dict:
+        """Run one spec and write its record (skipped if a final record exists)."""
+        if not force and self.store.is_done(spec.key):
+            return self.store.read(spec.key)
+        if self.env is None:
+            self.env = environment(str(self.device))
+        record = {"schema": 1, "key": spec.key, "config": spec.to_config(), "status": "ok",
+                  "message": None, "metrics": {}, "env": self.env,
+                  "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        try:
+            refs = self.references(spec)
+            forget, split_path = self.forget_indices(spec)
+            ref = self.retrain_reference(spec)
+            model, seconds = self.unlearn(spec, refs)
+            t_eval = time.perf_counter()
+            out = self.outputs(spec, model)
+            own = standalone_metrics(out, self._forget_class(spec))
+            metrics = {**own, **compare_metrics(out, own, parameters_of(model), ref)}
+            metrics["time_s"] = seconds
+            metrics["rte"] = refs.retrain_time / seconds if seconds > 0 else None
+            split = self.splits(spec)
+            record.update({
+                "metrics": metrics,
+                "reference": {"original_key": refs.original_key, "retrain_key": refs.retrain_key,
+                              "original_train_time_s": refs.original_time,
+                              "retrain_train_time_s": refs.retrain_time,
+                              "original_param_dist": param_distance(
+                                  parameters_of(refs.original), ref.params)[0]},
+                "forget_indices": split_path,
+                "sizes": {k: len(v) for k, v in split.items()},
+                "eval_time_s": time.perf_counter() - t_eval,
+            })
+        except UsageError:
+            raise
+        except Diverged as e:
+            record.update(status="diverged", message=str(e))
+        except Exception as e:  # a failing method must not stop the sweep
+            record.update(status="failed", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.store.write(record)
+        return record

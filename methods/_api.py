@@ -1,0 +1,197 @@
+"""The public method API: the context a method receives, the registry, and
+hyperparameter handling.
+
+A method is one function registered under a name, with its hyperparameters
+as a dataclass of typed defaults::
+
+    @dataclass
+    class Hyper:
+        epochs: int = 5
+        lr: float = 0.01
+
+    @register_method("finetune", hyper=Hyper)
+    def finetune(ctx: Context, hp: Hyper) -> nn.Module:
+        fit(ctx.model, cross_entropy, ctx.retain.tensors, ctx.train_config.replace(epochs=hp.epochs, lr=hp.lr), ctx.generator)
+        return ctx.model
+
+The function receives ``ctx.model``, a private copy of the original model on
+``ctx.device``, and returns the unlearned model (usually that same object).
+It never sees the test set.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ._train import TrainConfig
+
+
+class UnknownMethod(ValueError):
+    """An unknown method name or hyperparameter; the message lists what is accepted."""
+
+
+@dataclass
+class Split:
+    """Images and labels of one split, on the run's device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.x, self.y)
+
+
+@dataclass
+class Context:
+    """Everything an unlearning method may use.
+
+    model:        copy of the original (trained) model; change it and return it
+    original:     the original model itself, frozen (a teacher); do not modify
+    retain/forget/val: the retain set D_r, the forget set D_f, and a held-out
+                  validation split of the training data (never trained on)
+    theta0:       the initial weights θ₀ both references started from
+    make_model:   builds a new, randomly initialised model of the same architecture
+    train_config: the hyperparameters the original and the retrain reference used
+    augment:      the dataset's batch-wise training augmentation (or None)
+    generator:    seeded CPU generator: use it for every random choice
+    progress:     ``progress(fraction, message="")`` reports progress (optional)
+    """
+
+    model: nn.Module
+    original: nn.Module
+    retain: Split
+    forget: Split
+    val: Split
+    theta0: dict[str, torch.Tensor]
+    make_model: Callable[[], nn.Module]
+    train_config: TrainConfig
+    num_classes: int
+    device: torch.device
+    generator: torch.Generator
+    scenario: str = "random"                 # random | class | ...
+    forget_class: int | None = None
+    augment: Callable | None = None
+    seed: int = 0
+    progress: Callable[..., None] = field(default=lambda fraction, message="": None)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A registered method: its function, hyperparameter class and defaults."""
+
+    name: str
+    fn: Callable[[Context, Any], nn.Module]
+    hyper: type | None
+    summary: str
+    scenario_defaults: dict[str, dict[str, Any]]
+    reference: str | None = None   # "retrain"/"original": the harness uses its cached reference model
+
+    def defaults(self, scenario: str | None = None) -> dict[str, Any]:
+        if self.hyper is None:
+            return {}
+        values = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                  for f in dataclasses.fields(self.hyper)}
+        values.update(self.scenario_defaults.get(scenario or "", {}))
+        return values
+
+    def resolve(self, overrides: dict[str, Any] | None = None, scenario: str | None = None):
+        """Build the hyperparameter object: defaults, then scenario defaults,
+        then ``overrides`` (type-checked; unknown names rejected)."""
+        values = self.defaults(scenario)
+        overrides = dict(overrides or {})
+        if self.hyper is None:
+            if overrides:
+                raise UnknownMethod(f"method {self.name!r} takes no hyperparameters (got {', '.join(sorted(overrides))})")
+            return None
+        hints = typing.get_type_hints(self.hyper)
+        for key, value in overrides.items():
+            if key not in values:
+                raise UnknownMethod(
+                    f"unknown hyperparameter {key!r} for method {self.name!r}; accepted: {', '.join(sorted(values))}")
+            values[key] = coerce(value, hints.get(key), f"{self.name}.{key}")
+        return self.hyper(**values)
+
+
+def coerce(value: Any, hint: Any, what: str) -> Any:
+    """Convert a config/CLI value to the annotated type (int, float, bool, str, tuple)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if hint is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+        if origin in (tuple, list):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            inner = args[0] if args else str
+            return tuple(coerce(v, inner, what) for v in items)
+    except (TypeError, ValueError):
+        raise UnknownMethod(f"{what}={value!r} is not a valid {getattr(hint, '__name__', hint)}") from None
+    return value
+
+
+_REGISTRY: dict[str, MethodInfo] = {}
+
+
+def register_method(name: str, *, hyper: type | None = None,
+                    scenario_defaults: dict[str, dict[str, Any]] | None = None,
+                    reference: str | None = None):
+    """Decorator: register ``fn(ctx, hp) -> model`` as method ``name``."""
+    if hyper is not None and not dataclasses.is_dataclass(hyper):
+        raise TypeError(f"hyper for method {name!r} must be a dataclass")
+
+    def decorate(fn):
+        doc = inspect.getdoc(fn) or inspect.getdoc(inspect.getmodule(fn)) or ""
+        info = MethodInfo(name=name, fn=fn, hyper=hyper, summary=doc.strip().splitlines()[0] if doc else "",
+                          scenario_defaults=dict(scenario_defaults or {}), reference=reference)
+        previous = _REGISTRY.get(name)
+        if previous is not None and previous.fn.__module__ != fn.__module__:
+            raise ValueError(f"method name {name!r} is already registered by {previous.fn.__module__}")
+        _REGISTRY[name] = info
+        return fn
+
+    return decorate
+
+
+def get_method(name: str) -> MethodInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownMethod(f"unknown method {name!r}; accepted: {', '.join(list_methods())}") from None
+
+
+def list_methods() -> list[str]:
+    """Registered method names: the reference rows first, then alphabetical."""
+    refs = [n for n in ("original", "retrain") if n in _REGISTRY]
+    return refs + sorted(n for n in _REGISTRY if n not in refs)
+
+
+def unregister_method(name: str) -> None:
+    _REGISTRY.pop(name, None)

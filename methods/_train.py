@@ -1,0 +1,217 @@
+"""The one training loop: every method that trains, and the reference models
+(original and retrain), go through :func:`fit`.
+
+Data are in-memory tensors already on the model's device; batches are index
+slices of a seeded permutation (no per-sample ``Dataset.__getitem__``).  The
+loop owns the optimiser, the learning-rate schedule (linear warm-up, then
+constant / cosine / step decay, stepped per batch), divergence detection and
+optional per-epoch checkpoints that let an interrupted (or pre-empted) job
+resume exactly where it stopped.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+class Diverged(RuntimeError):
+    """Raised when the loss or the parameters stop being finite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation hyperparameters shared by reference training and methods."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "sgd"          # sgd | adam | adamw
+    lr: float = 0.05
+    momentum: float = 0.9           # sgd only
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"        # constant | cosine | step
+    warmup_epochs: float = 0.0
+    milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of training
+    gamma: float = 0.1              # step schedule: factor at each milestone
+    augment: bool = True            # apply the dataset's training augmentation, if it has one
+    grad_clip: float = 0.0          # > 0: clip the gradient's global L2 norm to this value
+
+    OPTIMIZERS = ("sgd", "adam", "adamw")
+    SCHEDULES = ("constant", "cosine", "step")
+
+    def __post_init__(self):
+        if self.optimizer not in self.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; accepted: {', '.join(self.OPTIMIZERS)}")
+        if self.schedule not in self.SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; accepted: {', '.join(self.SCHEDULES)}")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr < 0:
+            raise ValueError(f"need epochs >= 0, batch_size >= 1, lr >= 0 (got {self.epochs}, {self.batch_size}, {self.lr})")
+        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+
+    def replace(self, **changes) -> "TrainConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["milestones"] = list(d["milestones"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {', '.join(map(repr, unknown))}; accepted: {', '.join(sorted(names))}")
+        return cls(**d)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(step: int, total: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base learning rate at optimisation step ``step``."""
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    if step < warmup:
+        return (step + 1) / warmup
+    if cfg.schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    if cfg.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return cfg.gamma ** sum(progress >= m for m in cfg.milestones)
+
+
+LossFn = Callable[[nn.Module, Sequence[torch.Tensor], Sequence[torch.Tensor] | None], torch.Tensor]
+
+
+@dataclass
+class FitResult:
+    steps: int = 0
+    epochs: int = 0
+    last_loss: float = float("nan")
+    losses: list[float] = field(default_factory=list)  # mean loss per epoch
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=generator).to(device)
+    return list(perm.split(batch_size))
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Sequence[torch.Tensor],
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    *,
+    extra: Sequence[torch.Tensor] | None = None,
+    params: Sequence[nn.Parameter] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    before_step: Callable[[nn.Module], None] | None = None,
+    after_epoch: Callable[[int, nn.Module], None] | None = None,
+    checkpoint: Path | None = None,
+    train_mode: bool = True,
+) -> FitResult:
+    """Train ``model`` in place for ``cfg.epochs`` epochs over ``data``.
+
+    data:        tensors sharing their first dimension, e.g. ``(x, y)``; an
+                 epoch is one pass over them in a seeded random order.
+    loss_fn:     ``loss_fn(model, batch, extra_batch) -> scalar``; ``batch`` is
+                 the tuple of sliced tensors (images already augmented).
+    extra:       optional second stream (e.g. the forget set beside the retain
+                 set), sliced alongside from its own permutation and cycled.
+    params:      what the optimiser updates (default: every parameter).
+    before_step: called after ``backward()`` and before ``optimizer.step()``
+                 (e.g. to mask gradients).
+    checkpoint:  file for per-epoch resume state; loaded if present (with
+                 ``weights_only=True``), removed when training completes.
+    Raises :class:`Diverged` as soon as a loss is NaN or infinite.
+    """
+    n = len(data[0])
+    if n == 0:
+        raise ValueError("cannot train on an empty dataset")
+    device = data[0].device
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    optimizer = make_optimizer(params, cfg)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, steps_per_epoch, cfg))
+    extra_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+    result = FitResult()
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        extra_gen.set_state(state["extra_generator"])
+        start_epoch, result.steps, result.losses = state["epoch"], state["steps"], list(state["losses"])
+    model.train(train_mode)
+    extra_queue: list[torch.Tensor] = []
+    for epoch in range(start_epoch, cfg.epochs):
+        total_loss = 0.0
+        for idx in _batches(n, cfg.batch_size, generator, device):
+            batch = [t[idx] for t in data]
+            if augment is not None and cfg.augment:
+                batch[0] = augment(batch[0], generator)
+            extra_batch = None
+            if extra is not None:
+                if not extra_queue:
+                    extra_queue = _batches(len(extra[0]), cfg.batch_size, extra_gen, device)
+                eidx = extra_queue.pop(0)
+                extra_batch = [t[eidx] for t in extra]
+                if augment is not None and cfg.augment:
+                    extra_batch[0] = augment(extra_batch[0], generator)
+            loss = loss_fn(model, batch, extra_batch)
+            if not torch.isfinite(loss):
+                raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if before_step is not None:
+                before_step(model)
+            optimizer.step()
+            schedule.step()
+            result.steps += 1
+            total_loss += loss.item() * len(idx)
+        result.losses.append(total_loss / n)
+        if after_epoch is not None:
+            after_epoch(epoch, model)
+        if checkpoint is not None and epoch + 1 < cfg.epochs:
+            _save_atomic({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                "extra_generator": extra_gen.get_state(), "epoch": epoch + 1,
+                "steps": result.steps, "losses": result.losses,
+            }, Path(checkpoint))
+    result.epochs = cfg.epochs
+    result.last_loss = result.losses[-1] if result.losses else float("nan")
+    if checkpoint is not None and Path(checkpoint).exists():
+        Path(checkpoint).unlink()
+    model.eval()
+    return result
+
+
+def cross_entropy(model: nn.Module, batch, extra_batch=None) -> torch.Tensor:
+    """The plain supervised loss: mean cross-entropy of ``batch = (x, y)``."""
+    x, y = batch[0], batch[1]
+    return nn.functional.cross_entropy(model(x), y)
