@@ -1,0 +1,25 @@
+# Two commands do everything on a fresh machine:
+#   make benchmark   set up .venv and run the default benchmark (digits, embedded data)
+#   make test        set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup benchmark test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+benchmark: setup
+	$(BIN)/unlearnbench run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) results/cache .pytest_cache
