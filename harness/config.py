@@ -52,10 +52,29 @@ def _suggest(key: str, accepted) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def preset_names() -> list[str]:
+    """Presets shipped in configs/ (installed as unlearnbench.configs)."""
+    from importlib import resources
+
+    return sorted(p.name[:-5] for p in resources.files("unlearnbench.configs").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def resolve_config(name: str) -> Path:
+    """A path to a TOML file, or the name of a shipped preset (``default``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    stem = name[:-5] if name.endswith(".toml") else name
+    if "/" not in name and stem in preset_names():
+        from importlib import resources
+
+        return Path(str(resources.files("unlearnbench.configs") / f"{stem}.toml"))
+    raise UsageError(f"config file {name!r} not found; shipped presets: {', '.join(preset_names())}")
+
+
 def load_toml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"config file {str(path)!r} not found")
+    path = resolve_config(str(path))
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)

@@ -40,7 +40,7 @@ def test_help_does_not_import_torch():
     (["--method-arg", "finetune.lr=fast"], "finetune.lr='fast' is not a valid float"),
     (["--train-arg", "epochz=3"], "unknown training option(s) 'epochz'"),
     (["--datasets", "fashion_mnist", "--data-root", "/nonexistent"], "Fashion-MNIST file train-images-idx3-ubyte[.gz] not found in /nonexistent"),
-    (["--config", "/nonexistent.toml"], "config file '/nonexistent.toml' not found"),
+    (["--config", "/nonexistent.toml"], "config file '/nonexistent.toml' not found; shipped presets: default"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, needle):
     out = tmp_path / "out"
@@ -132,3 +132,10 @@ def test_list_names_everything(capsys):
     out = capsys.readouterr().out
     for name in ("original", "retrain", "finetune", "gradient_ascent", "random_relabel", "digits", "fashion_mnist", "mlp"):
         assert name in out
+
+
+def test_default_preset_equals_builtin_defaults():
+    from unlearnbench.harness.config import Grid, apply_mapping, expand, load_toml
+
+    from_file = apply_mapping(Grid(), load_toml("default"), "default.toml")
+    assert [s.key for s in expand(from_file)] == [s.key for s in expand(Grid())]

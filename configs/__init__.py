@@ -1,0 +1,1 @@
+"""Benchmark presets (TOML); `--config NAME` finds them by name."""
