@@ -1,0 +1,285 @@
+"""The published baselines' defining mechanisms (SCRUB, NegGrad+, SalUn,
+ℓ1-sparse, Bad Teacher, SSD), on a small slice of the real digits data with a
+small MLP trained once per module."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from unlearnbench.datasets import load_dataset
+from unlearnbench.harness.models import InputSpec, build_model
+from unlearnbench.methods import Context, Split, TrainConfig, cross_entropy, fit, get_method, list_methods
+from unlearnbench.methods import bad_teacher as BT
+from unlearnbench.methods import l1_sparse as L1
+from unlearnbench.methods import salun as SU
+from unlearnbench.methods import scrub as SC
+from unlearnbench.methods import ssd as SSD
+
+BASELINES = ("scrub", "neggrad_plus", "salun", "l1_sparse", "bad_teacher", "ssd")
+TRAIN = TrainConfig(epochs=15, batch_size=32, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """500 digits images: 400 to train on, 100 held out; a 16-unit MLP trained on the 400."""
+    ds = load_dataset("digits")
+    spec = InputSpec.of(ds)
+    x, y = ds.x_train[:500], ds.y_train[:500]
+
+    def make_model():
+        return build_model("mlp", spec, {"hidden": (16,)})
+
+    torch.manual_seed(0)
+    model = make_model()
+    theta0 = copy.deepcopy(model.state_dict())
+    fit(model, cross_entropy, (x[:400], y[:400]), TRAIN, torch.Generator().manual_seed(0))
+    model.eval().requires_grad_(False)
+    return {"x": x, "y": y, "original": model, "theta0": theta0, "make_model": make_model}
+
+
+def make_context(tiny, scenario="class", seed=0, train=TRAIN) -> Context:
+    """A fresh context: forget class 0, or a random 20% of the 400 training samples."""
+    x, y = tiny["x"][:400], tiny["y"][:400]
+    if scenario == "class":
+        forget = y == 0
+    else:
+        forget = torch.zeros(400, dtype=torch.bool)
+        forget[torch.randperm(400, generator=torch.Generator().manual_seed(1))[:80]] = True
+    return Context(
+        model=copy.deepcopy(tiny["original"]).requires_grad_(True), original=tiny["original"],
+        retain=Split(x[~forget], y[~forget]), forget=Split(x[forget], y[forget]),
+        val=Split(tiny["x"][400:], tiny["y"][400:]), theta0=tiny["theta0"], make_model=tiny["make_model"],
+        train_config=train, num_classes=10, device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(seed), scenario=scenario,
+        forget_class=0 if scenario == "class" else None, seed=seed)
+
+
+def run(name, ctx, **overrides):
+    info = get_method(name)
+    torch.manual_seed(123)     # the harness seeds the global RNG before every method call
+    return info.fn(ctx, info.resolve(overrides, ctx.scenario))
+
+
+def params(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def kl(p_logits, q_logits):
+    """Mean KL(softmax p ‖ softmax q) over rows."""
+    return float(F.kl_div(F.log_softmax(q_logits, 1), F.log_softmax(p_logits, 1), log_target=True,
+                          reduction="batchmean"))
+
+
+def test_all_six_are_registered_with_documented_defaults():
+    for name in BASELINES:
+        assert name in list_methods()
+        info = get_method(name)
+        assert info.defaults() and info.summary
+        doc = __import__(f"unlearnbench.methods.{name}", fromlist=["_"]).__doc__
+        assert "20" in doc and "search" in doc, f"{name}: docstring must cite the paper and the search"
+
+
+@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("scenario", ["class", "random"])
+def test_each_baseline_returns_a_finite_model_and_leaves_the_original(tiny, name, scenario):
+    before = params(tiny["original"])
+    ctx = make_context(tiny, scenario)
+    model = run(name, ctx)
+    assert type(model) is type(tiny["original"])
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in params(tiny["original"]).items())
+
+
+# ---- SalUn -------------------------------------------------------------------
+
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.77, 1.0])
+def test_salun_mask_keeps_exactly_the_share_with_the_largest_gradients(tiny, share):
+    ctx = make_context(tiny)
+    model = ctx.model
+    masks = SU.saliency_mask(model, ctx.forget.x, ctx.forget.y, share, batch_size=len(ctx.forget))
+    total = sum(p.numel() for p in model.parameters())
+    kept = sum(int(m.sum()) for m in masks.values())
+    assert kept == round(share * total)
+    # the kept entries are the largest |∇ CE(D_f)| (one batch = the full-batch gradient)
+    grads = torch.autograd.grad(F.cross_entropy(model(ctx.forget.x), ctx.forget.y), list(model.parameters()))
+    saliency = torch.cat([g.abs().flatten() for g in grads])
+    keep = torch.cat([masks[n].flatten() for n, _ in model.named_parameters()])
+    if share < 1:
+        assert saliency[keep].min() >= saliency[~keep].max()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_salun_updates_only_salient_weights_bit_identically(tiny, optimizer):
+    train = TRAIN.replace(optimizer=optimizer, weight_decay=5e-4, momentum=0.9)
+    ctx = make_context(tiny, train=train)
+    masks = SU.saliency_mask(copy.deepcopy(tiny["original"]).requires_grad_(True), ctx.forget.x, ctx.forget.y,
+                             0.3, train.batch_size)
+    original = params(tiny["original"])
+    after = params(run("salun", ctx, mask_share=0.3, epochs=2, lr=0.01))
+    for name, mask in masks.items():
+        assert torch.equal(after[name][~mask], original[name][~mask]), name   # frozen: bit-identical
+    moved = sum(int((after[n][m] != original[n][m]).sum()) for n, m in masks.items())
+    assert moved > 0.9 * sum(int(m.sum()) for m in masks.values())        # salient: trained
+
+
+def test_salun_rejects_a_share_outside_0_1(tiny):
+    with pytest.raises(ValueError, match="mask_share"):
+        run("salun", make_context(tiny), mask_share=1.5)
+
+
+# ---- SCRUB -------------------------------------------------------------------
+
+def test_scrub_kl_is_teacher_to_student_and_temperature_scaled():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(6, 5), 3 * torch.randn(6, 5)
+    tau = 4.0
+    p_t, p_s = F.softmax(teacher / tau, 1), F.softmax(student / tau, 1)
+    expected = tau ** 2 * (p_t * (p_t.log() - p_s.log())).sum(1).mean()
+    reverse = tau ** 2 * (p_s * (p_s.log() - p_t.log())).sum(1).mean()
+    got = SC.distill_kl(student, teacher, tau)
+    assert got == pytest.approx(float(expected), rel=1e-5)
+    assert abs(float(got) - float(reverse)) > 1e-3
+
+
+def test_scrub_runs_max_steps_on_the_forget_set_only_in_its_max_epochs(tiny, monkeypatch):
+    calls = []
+
+    def spy(model, loss_fn, data, cfg, generator, **kw):
+        calls.append((loss_fn.__qualname__.split(".")[0], data[0].data_ptr(), len(data[0])))
+        return fit(model, loss_fn, data, cfg, generator, **kw)
+
+    monkeypatch.setattr(SC, "fit", spy)
+    ctx = make_context(tiny, "random")
+    run("scrub", ctx, epochs=4, max_epochs=2)
+    forget = ("max_step_loss", ctx.forget.x.data_ptr(), len(ctx.forget))
+    retain = ("min_step_loss", ctx.retain.x.data_ptr(), len(ctx.retain))
+    assert calls == [forget, retain, forget, retain, retain, retain]
+
+
+def test_scrub_max_steps_push_the_student_away_and_min_steps_pull_it_back(tiny):
+    ctx = make_context(tiny, "random")
+    hp = get_method("scrub").resolve({"lr": 0.01, "grad_clip": 0.0})
+    teacher = ctx.original
+    with torch.no_grad():      # the max-step gradient vanishes at student = teacher: start nearby
+        for p in ctx.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    cfg = TRAIN.replace(epochs=1, lr=0.01, schedule="constant")
+    div = lambda split: kl(teacher(split.x), ctx.model(split.x).detach())
+    before = div(ctx.forget)
+    fit(ctx.model, SC.max_step_loss(teacher, hp), ctx.forget.tensors, cfg, ctx.generator)
+    assert div(ctx.forget) > before
+    before = div(ctx.retain)
+    fit(ctx.model, SC.min_step_loss(teacher, hp), ctx.retain.tensors, cfg.replace(epochs=3), ctx.generator)
+    assert div(ctx.retain) < before
+
+
+def test_scrub_rewind_returns_the_epoch_closest_to_held_out_error(tiny):
+    final = run("scrub", make_context(tiny), epochs=4, rewind=False)
+    target = SC.error_rate(final, SC.held_out_forget(make_context(tiny)))
+    ctx = make_context(tiny)
+    rewound = run("scrub", ctx, epochs=4, rewind=True)
+    assert abs(SC.error_rate(rewound, ctx.forget) - target) <= abs(SC.error_rate(final, ctx.forget) - target)
+    assert SC.held_out_forget(ctx).y.eq(0).all() and len(SC.held_out_forget(ctx)) > 0
+
+
+# ---- NegGrad+ ----------------------------------------------------------------
+
+def test_neggrad_plus_with_beta_1_is_fine_tuning(tiny):
+    tuned = run("finetune", make_context(tiny, "random"), epochs=3, lr=0.05)
+    neg = run("neggrad_plus", make_context(tiny, "random"), epochs=3, lr=0.05, beta=1.0, grad_clip=0.0)
+    for (name, a), b in zip(tuned.named_parameters(), neg.parameters()):
+        assert torch.equal(a, b), name
+    ascent = run("neggrad_plus", make_context(tiny, "random"), epochs=3, lr=0.05, beta=0.5, grad_clip=0.0)
+    assert not torch.equal(ascent.head.weight, tuned.head.weight)
+
+
+# ---- ℓ1-sparse ---------------------------------------------------------------
+
+def test_l1_sparse_shrinks_the_l1_norm_relative_to_plain_fine_tuning(tiny):
+    plain = run("l1_sparse", make_context(tiny), l1=0.0, epochs=4, lr=0.05)
+    tuned = run("finetune", make_context(tiny), epochs=4, lr=0.05)
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), tuned.parameters()))   # γ = 0 is FT
+    sparse = run("l1_sparse", make_context(tiny), l1=5e-3, epochs=4, lr=0.05)
+    with torch.no_grad():
+        assert float(L1.l1_norm(sparse)) < 0.9 * float(L1.l1_norm(plain))
+
+
+def test_l1_strength_decays_linearly_to_zero():
+    assert [L1.l1_strength(e, 5, 1.0, 0) for e in range(5)] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+    assert [L1.l1_strength(e, 5, 1.0, 2) for e in range(5)] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0, 0.0])
+
+
+# ---- Bad Teacher -------------------------------------------------------------
+
+def test_bad_teacher_targets_come_from_the_incompetent_teacher_on_forget_samples(tiny):
+    ctx = make_context(tiny)
+    torch.manual_seed(5)
+    incompetent = ctx.make_model().eval()
+    x = torch.cat([ctx.retain.x[:7], ctx.forget.x[:5]])
+    is_forget = torch.arange(12) >= 7
+    targets = BT.distillation_targets(x, is_forget, ctx.original, incompetent, temperature=2.0)
+    assert torch.allclose(targets[is_forget], F.softmax(incompetent(x[is_forget]) / 2.0, 1))
+    assert torch.allclose(targets[~is_forget], F.softmax(ctx.original(x[~is_forget]) / 2.0, 1))
+
+
+def test_bad_teacher_moves_forget_outputs_towards_a_random_network(tiny):
+    ctx = make_context(tiny)
+    made = []
+
+    def make_model():
+        made.append(tiny["make_model"]())
+        return made[-1]
+
+    ctx.make_model = make_model
+    student = run("bad_teacher", ctx, epochs=40)
+    bad = made[0]
+    with torch.no_grad():
+        to_bad = lambda m: kl(bad(ctx.forget.x), m(ctx.forget.x))
+        assert to_bad(student) < 0.5 * to_bad(ctx.original)
+        assert kl(ctx.original(ctx.retain.x), student(ctx.retain.x)) < 0.25
+
+
+# ---- SSD ---------------------------------------------------------------------
+
+def test_ssd_dampens_exactly_the_selected_parameters_by_the_stated_factor(tiny):
+    model = copy.deepcopy(tiny["original"])
+    before = params(model)
+    gen = torch.Generator().manual_seed(3)
+    global_imp = {n: torch.rand(p.shape, generator=gen) + 0.1 for n, p in model.named_parameters()}
+    forget_imp = {n: 20 * torch.rand(p.shape, generator=gen) for n, p in model.named_parameters()}
+    alpha, lam = 2.0, 4.0      # λ > α, so both branches of min(λ·global/forget, 1) occur
+    share = SSD.dampen(model, global_imp, forget_imp, alpha, lam)
+    n_selected, branches = 0, set()
+    for name, p in model.named_parameters():
+        g, f = global_imp[name], forget_imp[name]
+        chosen = f > alpha * g
+        n_selected += int(chosen.sum())
+        assert torch.equal(p[~chosen], before[name][~chosen])                 # below threshold: untouched
+        factor = torch.clamp(lam * g / f, max=1.0)
+        assert torch.allclose(p[chosen], before[name][chosen] * factor[chosen], rtol=1e-6, atol=0)
+        branches |= {bool(v) for v in factor[chosen] < 1}
+    assert branches == {True, False}          # both branches of the min occurred
+    assert 0 < n_selected and share == pytest.approx(n_selected / sum(p.numel() for p in model.parameters()))
+
+
+def test_ssd_importance_is_the_squared_gradient_averaged_over_batches(tiny):
+    ctx = make_context(tiny)
+    model = ctx.model
+    imp = SSD.importance(model, ctx.forget.x, ctx.forget.y, len(ctx.forget), torch.Generator().manual_seed(0))
+    grads = torch.autograd.grad(F.cross_entropy(model(ctx.forget.x), ctx.forget.y), list(model.parameters()))
+    for (name, _), g in zip(model.named_parameters(), grads):
+        assert torch.allclose(imp[name], g ** 2, rtol=1e-5, atol=1e-12)
+
+
+def test_ssd_forgets_a_class_without_training(tiny):
+    ctx = make_context(tiny)
+    acc = lambda m, s: float((m(s.x).argmax(1) == s.y).float().mean())
+    model = run("ssd", ctx)
+    with torch.no_grad():
+        assert acc(model, ctx.forget) < 0.5 * acc(ctx.original, ctx.forget)
+        assert acc(model, ctx.retain) > acc(ctx.original, ctx.retain) - 0.1
+    assert not math.isnan(acc(model, ctx.val))
