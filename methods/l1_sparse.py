@@ -14,12 +14,14 @@ recovers late.  The reference runs 10 epochs of SGD at lr 0.01 with γ between
 
 Defaults on the default `digits`/`mlp` models (≈26k parameters): the
 original's optimiser (SGD, momentum 0.9, weight decay 5e-4, cosine decay),
-10 epochs at lr 0.1 (FT's), γ = 5e-4, and γ = 2e-3 for class forgetting.  A
-small search on the validation score = mean over the three default scenarios and seeds 0-2 of
-½(Avg. Gap + Gap-MUSO), both computed with the validation split in place of
-the test set (for scale: original 21.1, FT 17.0, RL 8.9): lr ∈ {0.05, 0.1} × γ ∈ {5e-4, 1e-3, 2e-3, 3e-3,
-5e-3}.  Random forgetting wants a light penalty (γ = 5e-4: 2.2 and 2.5 on the
-10% and 50% splits; γ ≥ 2e-3 makes the forget set look unseen, 18 on 10%),
+10 epochs at lr 0.1 (FT's), γ = 5e-4, and γ = 2e-3 for class forgetting.
+
+Search (validation split only): score = mean over the three default
+scenarios and seeds 0-2 of ½(Avg. Gap + Gap-MUSO), both computed with the
+validation split in place of the test set (for scale: original 21.1, FT
+17.0, RL 8.9).  lr ∈ {0.05, 0.1} × γ ∈ {5e-4, 1e-3, 2e-3, 3e-3, 5e-3}.
+Random forgetting wants a light penalty (γ = 5e-4: 2.2 and 2.5 on the 10%
+and 50% splits; γ ≥ 2e-3 makes the forget set look unseen, 18 on 10%),
 class forgetting a strong one (γ = 2e-3: 2.5; γ = 5e-4 leaves 64% of the
 class: 27.8); one γ for all (1e-3) scores 5.7, the per-scenario pair 2.4.
 """

@@ -26,14 +26,18 @@ coupled weight decay on the salient weights.)
 The reference settings for CIFAR-10 / ResNet-18 are 10 epochs of SGD at lr
 0.013-0.1 with a 50% mask.  Defaults on the default `digits`/`mlp` models: the
 original's optimiser (SGD, momentum 0.9, weight decay 5e-4 on the salient
-weights, cosine decay), 10 epochs at lr 0.01, the paper's 50% mask.  A small
-search on the validation score = mean over the three default scenarios and seeds 0-2 of
-½(Avg. Gap + Gap-MUSO), both computed with the validation split in place of
-the test set (for scale: original 21.1, FT 17.0, RL 8.9): lr ∈ {0.005, 0.01, 0.02, 0.05} × epochs ∈ {5, 10} at
-50% (8.1-14.9; 10 epochs at lr 0.01: 8.3, the best 8.1 is within noise), and
-shares {0.1, 0.3, 0.5, 0.7} at lr 0.005-0.01, 10 epochs (seeds 0-1, no share
-clearly better).  Like RL, SalUn forgets a class exactly and overshoots on
-random forgetting (forget samples become less confident than unseen ones).
+weights, cosine decay), 10 epochs at lr 0.01, the paper's 50% mask.
+
+Search (validation split only): score = mean over the three default
+scenarios and seeds 0-2 of ½(Avg. Gap + Gap-MUSO), both computed with the
+validation split in place of the test set (for scale: original 21.1, FT
+17.0, RL 8.9).  lr ∈ {0.005, 0.01, 0.02, 0.05} × epochs ∈ {5, 10} with the
+50% mask: 8.1-14.9 (10 epochs at lr 0.01: 8.3; the best, 8.1, is within
+noise of it).  Mask shares at 10 epochs, lr 0.01: 10% 6.9, 30% 8.7, 50% 8.3,
+70% 8.3, 100% (= RL at lr 0.01) 8.4; we keep the paper's 50% (also this
+benchmark's required default) — 10% is worth trying.  Like RL, SalUn
+forgets a class exactly and overshoots on random forgetting (forget samples
+become less confident than unseen ones).
 """
 from __future__ import annotations
 

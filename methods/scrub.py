@@ -35,14 +35,17 @@ then ascend an unbounded divergence, so the small, over-confident `mlp`
 either does not leave the original or collapses: at the reference's lr 5e-4
 nothing moves; a forgotten class needs lr ≈ 0.05, at which a 50% random
 forget set (19 max-steps per epoch) drives the model to chance accuracy or
-overflows.  Hence one lr per scenario kind.  A small search on the
-validation score = mean over the three default scenarios and seeds 0-2 of
-½(Avg. Gap + Gap-MUSO), both computed with the validation split in place of
-the test set (for scale: original 21.1, FT 17.0, RL 8.9): lr ∈ {5e-4, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1} × max epochs ∈ {1, 2, 3}
-× clip ∈ {off, 1, 3, 10} × α ∈ {0.001, 0.5} × forget batch ∈ {32, 128} (not
-the full product).  Random forgetting: lr 5e-3, 2 max epochs, clip 3 gives
-2.4 / 3.1 on the 10% / 50% splits (lr 0.01 or 3 max epochs collapse the 50%
-split); class forgetting: lr 0.05 gives 0.9 (lr 0.02 does not forget: 44.7).
+overflows.  Hence one lr per scenario kind.
+
+Search (validation split only): score = mean over the three default
+scenarios and seeds 0-2 of ½(Avg. Gap + Gap-MUSO), both computed with the
+validation split in place of the test set (for scale: original 21.1, FT
+17.0, RL 8.9).  Grid, not the full product: lr ∈ {5e-4, 2e-3, 5e-3, 0.01,
+0.02, 0.05, 0.1} × max epochs ∈ {1, 2, 3} × clip ∈ {off, 1, 3, 10} × α ∈
+{0.001, 0.5} × forget batch ∈ {32, 128}.  Random forgetting: lr 5e-3, 2 max
+epochs, clip 3 scores 2.4 / 3.1 on the 10% / 50% splits (lr 0.01 or 3 max
+epochs collapse the 50% split); class forgetting: lr 0.05 scores 0.9 (lr 0.02
+does not forget: 44.7).
 """
 from __future__ import annotations
 
