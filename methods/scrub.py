@@ -119,6 +119,9 @@ def held_out_forget(ctx: Context) -> Split:
 @register_method("scrub", hyper=Hyper, scenario_defaults={"class": {"lr": 0.05}})
 def scrub(ctx: Context, hp: Hyper):
     """SCRUB: alternate max-steps on the forget set and min-steps on the retain set against the original."""
+    held_out = held_out_forget(ctx)
+    if hp.rewind and len(held_out) == 0:
+        raise ValueError("scrub.rewind needs validation samples of the forget distribution (val_frac > 0)")
     teacher = ctx.original
     base = ctx.train_config.replace(epochs=1, lr=hp.lr, schedule="constant", warmup_epochs=0,
                                     grad_clip=hp.grad_clip)
@@ -135,9 +138,6 @@ def scrub(ctx: Context, hp: Hyper):
             checkpoints.append(copy.deepcopy(ctx.model.state_dict()))
         ctx.progress((epoch + 1) / hp.epochs)
     if hp.rewind:
-        held_out = held_out_forget(ctx)
-        if len(held_out) == 0:
-            raise ValueError("scrub.rewind needs validation samples of the forget distribution (val_frac > 0)")
         target = error_rate(ctx.model, held_out)
         errors = []
         for state in checkpoints:
