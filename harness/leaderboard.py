@@ -25,7 +25,9 @@ REGENERATE = "unlearnbench leaderboard"
 
 # Extra sections appended by other commands' renderers: (title, "module:function"),
 # each function takes the results folder and returns markdown or None.
-SECTIONS: list[tuple[str, str]] = []
+SECTIONS: list[tuple[str, str]] = [
+    ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.exactness:leaderboard_section"),
+]
 
 
 def _variant(hyper: dict, others: list[dict]) -> str:

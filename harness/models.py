@@ -130,3 +130,5 @@ def build_model(name: str, spec: InputSpec, model_args: dict | None = None) -> C
         return info.build(spec, **(model_args or {}))
     except TypeError as e:
         raise UsageError(f"bad arguments {model_args} for model {name!r}: {e}") from None
+
+from . import rf_linear as _rf_linear  # noqa: E402,F401  (registers `rf_linear`)

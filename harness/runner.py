@@ -26,7 +26,7 @@ from unlearnbench import datasets as D
 from unlearnbench.datasets import splits as S
 from unlearnbench.methods import Context, Diverged, Split, get_method
 from unlearnbench.methods.retrain import retrain as train_retrain
-from unlearnbench.methods._train import cross_entropy, fit
+from unlearnbench.methods._train import fit, supervised_loss
 
 from .augment import get_augmentation
 from .errors import UsageError
@@ -218,7 +218,7 @@ class Harness:
                 x, y = data.x_train, data.y_train
                 pool = torch.as_tensor(data.pool, device=self.device)
                 t0 = time.perf_counter()
-                fit(model, cross_entropy, (x[pool], y[pool]), spec.train, self._train_generator(spec),
+                fit(model, supervised_loss, (x[pool], y[pool]), spec.train, self._train_generator(spec),
                     augment=augment, checkpoint=odir / "train.ckpt")
                 seconds = time.perf_counter() - t0
                 self.reference_trainings += 1

@@ -13,11 +13,12 @@ import pkgutil
 
 from ._api import (Context, MethodInfo, Split, UnknownMethod, get_method, list_methods,
                    register_method, unregister_method)
-from ._train import Diverged, TrainConfig, cross_entropy, fit
+from ._train import Diverged, TrainConfig, cross_entropy, fit, supervised_loss
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["Context", "Diverged", "MethodInfo", "Split", "TrainConfig", "UnknownMethod",
-           "cross_entropy", "fit", "get_method", "list_methods", "register_method", "unregister_method"]
+           "cross_entropy", "fit", "get_method", "list_methods", "register_method", "supervised_loss",
+           "unregister_method"]

@@ -142,10 +142,22 @@ def fit(
     checkpoint:  file for per-epoch resume state; loaded if present (with
                  ``weights_only=True``), removed when training completes.
     Raises :class:`Diverged` as soon as a loss is NaN or infinite.
+
+    A model that knows where this training ends (``model.sgd_limit(x, targets)``,
+    e.g. ``rf_linear``: a linear model on fixed features) is moved straight to
+    that point when the run is one whose limit it is: its own
+    :func:`supervised_loss`, SGD without weight decay on every parameter, no
+    second stream, gradient hook or augmentation.  Anything else iterates.
     """
     n = len(data[0])
     if n == 0:
         raise ValueError("cannot train on an empty dataset")
+    if _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, augment):
+        model.sgd_limit(*data[:2])
+        model.eval()
+        with torch.no_grad():
+            loss = float(loss_fn(model, data[:2]))
+        return FitResult(steps=0, epochs=cfg.epochs, last_loss=loss, losses=[loss])
     device = data[0].device
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
@@ -211,7 +223,31 @@ def fit(
     return result
 
 
+def _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, augment) -> bool:
+    """Whether ``fit`` may replace iterating by ``model.sgd_limit`` (the limit
+    of SGD with a convergent step size, i.e. epochs → ∞)."""
+    return (callable(getattr(model, "sgd_limit", None)) and loss_fn is supervised_loss and cfg.epochs > 0
+            and cfg.optimizer == "sgd" and cfg.weight_decay == 0 and cfg.grad_clip == 0
+            and extra is None and params is None and before_step is None
+            and (augment is None or not cfg.augment))
+
+
 def cross_entropy(model: nn.Module, batch, extra_batch=None) -> torch.Tensor:
     """The plain supervised loss: mean cross-entropy of ``batch = (x, y)``."""
     x, y = batch[0], batch[1]
     return nn.functional.cross_entropy(model(x), y)
+
+
+def model_loss(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss ``(outputs, targets) -> scalar`` a model is trained with: its
+    ``training_loss`` if it defines one (``rf_linear``: the squared loss),
+    else cross-entropy.  Targets are class indices or, as floats, soft targets."""
+    return getattr(model, "training_loss", None) or nn.functional.cross_entropy
+
+
+def supervised_loss(model: nn.Module, batch, extra_batch=None) -> torch.Tensor:
+    """The model's own training loss (:func:`model_loss`) on ``batch = (x, y)``:
+    what the reference models are trained with and what label-based
+    fine-tuning should use, so a method behaves the same on every model."""
+    x, y = batch[0], batch[1]
+    return model_loss(model)(model(x), y)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._api import Context, register_method
-from ._train import cross_entropy, fit
+from ._train import fit, supervised_loss
 
 
 @dataclass
@@ -25,5 +25,5 @@ class Hyper:
 def finetune(ctx: Context, hp: Hyper):
     """FT: fine-tune the original on the retain set."""
     cfg = ctx.train_config.replace(epochs=hp.epochs, lr=hp.lr, warmup_epochs=0)
-    fit(ctx.model, cross_entropy, ctx.retain.tensors, cfg, ctx.generator, augment=ctx.augment)
+    fit(ctx.model, supervised_loss, ctx.retain.tensors, cfg, ctx.generator, augment=ctx.augment)
     return ctx.model

@@ -1,10 +1,11 @@
 """GA — gradient ascent on the forget set (Thudi et al., EuroS&P 2022;
 "GA" in Jia et al., NeurIPS 2023 and Fan et al., ICLR 2024).
 
-Maximise the cross-entropy of the forget samples under their true labels,
-i.e. minimise its negative, for a few epochs at a small learning rate.  The
-loss is unbounded, so GA is the method most likely to diverge or collapse;
-SalUn's CIFAR-10 setting is 5 epochs at lr 1e-5..1e-4 on ResNet-18.
+Maximise the training loss (the model's own: cross-entropy for networks)
+of the forget samples under their true labels, i.e. minimise its negative,
+for a few epochs at a small learning rate.  The loss is unbounded, so GA is
+the method most likely to diverge or collapse; SalUn's CIFAR-10 setting is
+5 epochs at lr 1e-5..1e-4 on ResNet-18.
 
 On the small, over-confident default `mlp` the forget loss starts near zero,
 so the gradient is tiny until the logits move and then grows without bound:
@@ -19,10 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch.nn import functional as F
-
 from ._api import Context, register_method
-from ._train import fit
+from ._train import fit, supervised_loss
 
 
 @dataclass
@@ -33,8 +32,8 @@ class Hyper:
 
 
 def ascent_loss(model, batch, extra_batch=None):
-    x, y = batch
-    return -F.cross_entropy(model(x), y)
+    """The model's own training loss (cross-entropy for networks), negated."""
+    return -supervised_loss(model, batch)
 
 
 @register_method("gradient_ascent", hyper=Hyper, scenario_defaults={"class": {"lr": 0.05}})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ._api import Context, register_method
-from ._train import cross_entropy, fit
+from ._train import fit, supervised_loss
 
 
 @dataclass
@@ -35,5 +35,5 @@ def random_relabel(ctx: Context, hp: Hyper):
     x = torch.cat([ctx.retain.x, ctx.forget.x])
     y = torch.cat([ctx.retain.y, y_forget])
     cfg = ctx.train_config.replace(epochs=hp.epochs, lr=hp.lr, warmup_epochs=0)
-    fit(ctx.model, cross_entropy, (x, y), cfg, ctx.generator, augment=ctx.augment)
+    fit(ctx.model, supervised_loss, (x, y), cfg, ctx.generator, augment=ctx.augment)
     return ctx.model

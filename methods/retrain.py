@@ -9,7 +9,7 @@ time), so the function below is what the reference stage runs.
 from __future__ import annotations
 
 from ._api import Context, register_method
-from ._train import cross_entropy, fit
+from ._train import fit, supervised_loss
 
 
 @register_method("retrain", reference="retrain")
@@ -17,5 +17,5 @@ def retrain(ctx: Context, hp=None):
     """Retrain from θ₀ on the retain set (the exact-unlearning reference)."""
     model = ctx.make_model()
     model.load_state_dict(ctx.theta0)
-    fit(model, cross_entropy, ctx.retain.tensors, ctx.train_config, ctx.generator, augment=ctx.augment)
+    fit(model, supervised_loss, ctx.retain.tensors, ctx.train_config, ctx.generator, augment=ctx.augment)
     return model
