@@ -147,12 +147,12 @@ def fit(
     e.g. ``rf_linear``: a linear model on fixed features) is moved straight to
     that point when the run is one whose limit it is: its own
     :func:`supervised_loss`, SGD without weight decay on every parameter, no
-    second stream, gradient hook or augmentation.  Anything else iterates.
+    second stream, hooks or augmentation.  Anything else iterates.
     """
     n = len(data[0])
     if n == 0:
         raise ValueError("cannot train on an empty dataset")
-    if _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, augment):
+    if _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, after_epoch, augment):
         model.sgd_limit(*data[:2])
         model.eval()
         with torch.no_grad():
@@ -223,12 +223,12 @@ def fit(
     return result
 
 
-def _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, augment) -> bool:
+def _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, after_epoch, augment) -> bool:
     """Whether ``fit`` may replace iterating by ``model.sgd_limit`` (the limit
     of SGD with a convergent step size, i.e. epochs → ∞)."""
     return (callable(getattr(model, "sgd_limit", None)) and loss_fn is supervised_loss and cfg.epochs > 0
             and cfg.optimizer == "sgd" and cfg.weight_decay == 0 and cfg.grad_clip == 0
-            and extra is None and params is None and before_step is None
+            and extra is None and params is None and before_step is None and after_epoch is None
             and (augment is None or not cfg.augment))
 
 
