@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from .errors import UsageError
+
 
 def add_grid_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("grid selection (comma-separated lists; default: the default benchmark)")
@@ -35,6 +37,31 @@ def add_grid_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
 
 
+def add_executor_options(p: argparse.ArgumentParser, default: str) -> None:
+    e = p.add_argument_group("executor (Slurm job arrays through submitit; see README 'Running on Slurm')")
+    e.add_argument("--executor", choices=("local", "slurm"), default=default,
+                   help=f"local: in this process; slurm: submit job arrays (default: {default})")
+    e.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
+    e.add_argument("--time", type=int, dest="time_min", default=60, metavar="MINUTES",
+                   help="time limit per array task; a task that hits it is requeued and resumes (default 60)")
+    e.add_argument("--cpus-per-task", type=int, dest="cpus_per_task", metavar="N",
+                   help="CPUs per task, also the torch threads (local too; default: the cluster's default / all)")
+    e.add_argument("--gpus-per-task", type=int, dest="gpus_per_task", default=0, metavar="N", help="GPUs per task")
+    e.add_argument("--mem-gb", type=float, dest="mem_gb", metavar="GB", help="memory per task")
+    e.add_argument("--array-parallelism", type=int, dest="array_parallelism", default=64, metavar="N",
+                   help="at most N tasks of an array run at once (default 64)")
+    e.add_argument("--runs-per-task", type=int, dest="runs_per_task", default=0, metavar="N",
+                   help="runs per task of the runs stage (default 0: all runs sharing one reference group)")
+    e.add_argument("--signal-delay", type=int, dest="signal_delay_s", default=90, metavar="SECONDS",
+                   help="tell a task to checkpoint and requeue this long before its time limit (default 90)")
+    e.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
+                   help="any other sbatch option (repeatable), e.g. account=mylab, qos=high, constraint=a100")
+    e.add_argument("--setup", action="append", metavar="COMMAND",
+                   help="shell line run before each task (repeatable), e.g. 'module load cuda'")
+    e.add_argument("--wait", action="store_true",
+                   help="slurm: wait until every job has ended, then print the status and write the leaderboard")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unlearnbench",
@@ -48,7 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
     p.add_argument("--leaderboard", metavar="FILE", help="leaderboard path (default: see `leaderboard --help`)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    add_executor_options(p, default="local")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("sweep", help="run a grid as Slurm job arrays (references, then runs); skips finished runs")
+    add_grid_options(p)
+    add_executor_options(p, default="slurm")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the number of jobs and their sbatch parameters; submit nothing")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
+    p.add_argument("--leaderboard", metavar="FILE", help="leaderboard path (default: see `leaderboard --help`)")
+    p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("status", help="done / running / failed / missing runs of a results folder, and the failures")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("list", help="list registered methods, datasets, models and scenarios")
     p.set_defaults(handler=cmd_list)
@@ -108,6 +149,8 @@ class Progress:
 def cmd_run(args) -> int:
     from .config import expand, grid_from_args
 
+    if args.executor == "slurm":
+        return cmd_sweep(args)
     grid = grid_from_args(args)
     specs = expand(grid)
     if args.dry_run:
@@ -118,7 +161,7 @@ def cmd_run(args) -> int:
     from .leaderboard import write_leaderboard
     from .runner import Harness
 
-    _set_threads()
+    _set_threads(args.cpus_per_task)
     progress = Progress(len(specs))
     harness = Harness(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root,
                       device=grid.device, download=grid.download, log=progress.log)
@@ -145,6 +188,73 @@ def cmd_run(args) -> int:
         csv_path, md_path = write_leaderboard(grid.out, args.leaderboard)
         print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
     return 1 if counts.get("failed") or counts.get("diverged") else 0
+
+
+def cmd_sweep(args) -> int:
+    from . import sweep as S
+    from .config import expand, grid_from_args
+
+    grid = grid_from_args(args)
+    specs = expand(grid)
+    sbatch = {}
+    for item in args.sbatch or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--sbatch {item!r}: expected KEY=VALUE, e.g. account=mylab")
+        sbatch[key.strip().lstrip("-")] = value
+    options = S.SlurmOptions(partition=args.partition, time_min=args.time_min, cpus_per_task=args.cpus_per_task,
+                             gpus_per_task=args.gpus_per_task, mem_gb=args.mem_gb,
+                             array_parallelism=args.array_parallelism, signal_delay_s=args.signal_delay_s,
+                             sbatch=sbatch, setup=args.setup or [])
+    options.validate()
+    if args.runs_per_task < 0:
+        raise UsageError(f"--runs-per-task {args.runs_per_task}: accepted: 0 (one task per reference group) or more")
+    active = set()
+    if args.executor == "slurm":
+        from .status import collect
+
+        active = collect(grid.out).keys("running")   # a rerun does not resubmit what is still queued
+    plan = S.make_plan(grid, specs, args.runs_per_task, active)
+    print(S.describe_plan(plan, args.executor, options))
+    if args.dry_run:
+        print("nothing submitted (--dry-run)")
+        return 0
+    if not plan.run_tasks:
+        print("nothing to do")
+        return 0
+    S.check_data(grid)
+    settings = S.Settings.of(grid, threads=args.cpus_per_task)
+    sweep_dir = S.new_sweep_dir(grid.out)
+    start = time.perf_counter()
+    if args.executor == "local":
+        S.run_local(plan, settings, sweep_dir, S.argv_of(), log=lambda m: print(f"  {m}", file=sys.stderr))
+    else:
+        manifest = S.submit(plan, settings, options, sweep_dir, S.argv_of())
+        for stage, info in manifest["stages"].items():
+            print(f"submitted {stage}: job {info['job_id']} ({len(info['tasks'])} tasks)")
+        print(f"manifest: {sweep_dir / 'manifest.json'}; `unlearnbench status --out {grid.out}` shows progress")
+        if not args.wait:
+            return 0
+        S.wait(grid.out, sweep_dir, log=lambda m: print(f"  {m}", file=sys.stderr))
+    from .status import collect
+
+    report = collect(grid.out, only=[sweep_dir / "manifest.json"])
+    print(report.format())
+    print(f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    if not args.no_leaderboard:
+        from .leaderboard import write_leaderboard
+
+        csv_path, md_path = write_leaderboard(grid.out, args.leaderboard)
+        print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
+    counts = report.counts()
+    return 1 if counts.get("failed") or counts.get("missing") or report.diverged else 0
+
+
+def cmd_status(args) -> int:
+    from .status import collect
+
+    print(collect(args.out).format())
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -211,10 +321,10 @@ def cmd_exactness(args) -> int:
     return 0
 
 
-def _set_threads() -> None:
-    import torch
+def _set_threads(threads: int | None = None) -> None:
+    from .sweep import set_threads
 
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    set_threads(threads)
 
 
 def main(argv=None) -> int:
@@ -228,8 +338,6 @@ def main(argv=None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    from .errors import UsageError
-
     try:
         return args.handler(args)
     except UsageError as e:

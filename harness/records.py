@@ -48,6 +48,19 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def append_json_line(path: Path, obj) -> None:
+    """Append one JSON line with a single O_APPEND write: lines written by
+    concurrent processes never interleave (on a local file system)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(obj, sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def environment(device: str) -> dict:
     """Library versions and the machine, stored in every record."""
     import numpy

@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 import fcntl
 import json
+import os
+import shutil
+import socket
 import time
 import traceback
 from contextlib import contextmanager
@@ -26,7 +29,7 @@ from unlearnbench import datasets as D
 from unlearnbench.datasets import splits as S
 from unlearnbench.methods import Context, Diverged, Split, get_method
 from unlearnbench.methods.retrain import retrain as train_retrain
-from unlearnbench.methods._train import fit, supervised_loss
+from unlearnbench.methods._train import auto_checkpoint, fit, supervised_loss
 
 from .augment import get_augmentation
 from .errors import UsageError
@@ -34,7 +37,7 @@ from .evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, 
                        standalone_metrics)
 from .metrics import param_distance
 from .models import InputSpec, build_model
-from .records import RecordStore, environment, write_json_atomic
+from .records import RecordStore, append_json_line, environment, write_json_atomic
 from .spec import RunSpec, derive_seed, stable_hash
 
 
@@ -218,10 +221,10 @@ class Harness:
                 x, y = data.x_train, data.y_train
                 pool = torch.as_tensor(data.pool, device=self.device)
                 t0 = time.perf_counter()
-                fit(model, supervised_loss, (x[pool], y[pool]), spec.train, self._train_generator(spec),
-                    augment=augment, checkpoint=odir / "train.ckpt")
+                result = fit(model, supervised_loss, (x[pool], y[pool]), spec.train, self._train_generator(spec),
+                             augment=augment, checkpoint=odir / "train.ckpt")
                 seconds = time.perf_counter() - t0
-                self.reference_trainings += 1
+                self._trained("original", okey, spec, seconds, result.start_epoch)
                 _save_state(model.state_dict(), odir / "model.pt")
                 write_json_atomic(odir / "meta.json", {"identity": spec.original_identity(),
                                                        "data": data.fingerprint, "train_time_s": seconds})
@@ -237,9 +240,10 @@ class Harness:
                 split = self.splits(spec)
                 ctx = self._context(spec, None, theta0, split, generator=self._train_generator(spec))
                 t0 = time.perf_counter()
-                model = train_retrain(ctx)  # the same function the `retrain` method is
+                with auto_checkpoint(rdir / "checkpoints") as ckpt:  # resumable, like a method
+                    model = train_retrain(ctx)  # the same function the `retrain` method is
                 seconds = time.perf_counter() - t0
-                self.reference_trainings += 1
+                self._trained("retrain", rkey, spec, seconds, max(ckpt.resumed_from, default=0))
                 _save_state(model.state_dict(), rdir / "model.pt")
                 write_json_atomic(rdir / "meta.json", {"identity": spec.scenario_identity(), "original": okey,
                                                        "train_time_s": seconds})
@@ -251,6 +255,17 @@ class Harness:
         refs = References(theta0, original, retrain, otime, rtime, okey, rkey)
         self._refs = {(okey, rkey): refs}   # keep one group in memory
         return refs
+
+    def _trained(self, kind: str, key: str, spec: RunSpec, seconds: float, resumed_from_epoch: int) -> None:
+        """Count a reference training and log it to ``<cache>/trainings.jsonl``
+        (one line per model trained, by whom: proof that none is trained twice)."""
+        self.reference_trainings += 1
+        append_json_line(self.cache_dir / "trainings.jsonl", {
+            "kind": kind, "key": key, "run": spec.describe().rsplit(" ", 1)[0], "train_time_s": seconds,
+            "resumed_from_epoch": resumed_from_epoch, "host": socket.gethostname(), "pid": os.getpid(),
+            "slurm_job": os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID")),
+            "slurm_task": os.environ.get("SLURM_ARRAY_TASK_ID"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
     def retrain_reference(self, spec: RunSpec) -> RetrainReference:
         """Retrain's outputs, standalone metrics and parameters (computed once per group)."""
@@ -319,19 +334,31 @@ class Harness:
                 raise Diverged(f"parameter {name} is not finite after unlearning")
 
     def run(self, spec: RunSpec, force: bool = False) -> dict:
-        """Run one spec and write its record (skipped if a final record exists)."""
+        """Run one spec and write its record (skipped if a final record exists).
+        One process at a time per run (a flock): a concurrent duplicate, e.g.
+        two sweeps of one grid, waits and then finds the record written."""
         if not force and self.store.is_done(spec.key):
             return self.store.read(spec.key)
+        with file_lock(self.cache_dir / "locks" / f"{spec.key}.lock"):
+            if not force and self.store.is_done(spec.key):
+                return self.store.read(spec.key)
+            return self._run(spec)
+
+    def _run(self, spec: RunSpec) -> dict:
         if self.env is None:
             self.env = environment(str(self.device))
         record = {"schema": 1, "key": spec.key, "config": spec.to_config(), "status": "ok",
                   "message": None, "metrics": {}, "env": self.env,
                   "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        checkpoints = self.cache_dir / "checkpoints" / spec.key   # the method's fit() calls resume from here
         try:
             refs = self.references(spec)
             forget, split_path = self.forget_indices(spec)
             ref = self.retrain_reference(spec)
-            model, seconds = self.unlearn(spec, refs)
+            with auto_checkpoint(checkpoints) as ckpt:
+                model, seconds = self.unlearn(spec, refs)
+            if ckpt.resumed_from:   # time_s then covers only the last attempt
+                record["resumed_from_epoch"] = ckpt.resumed_from
             t_eval = time.perf_counter()
             out = self.outputs(spec, model)
             own = standalone_metrics(out, self._forget_class(spec))
@@ -358,4 +385,5 @@ class Harness:
             record.update(status="failed", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.store.write(record)
+        shutil.rmtree(checkpoints, ignore_errors=True)
         return record

@@ -6,15 +6,19 @@ slices of a seeded permutation (no per-sample ``Dataset.__getitem__``).  The
 loop owns the optimiser, the learning-rate schedule (linear warm-up, then
 constant / cosine / step decay, stepped per batch), divergence detection and
 optional per-epoch checkpoints that let an interrupted (or pre-empted) job
-resume exactly where it stopped.
+resume exactly where it stopped.  Inside :func:`auto_checkpoint` every call
+checkpoints without being asked, so any method that trains with :func:`fit`
+resumes after a Slurm requeue with no code of its own.
 """
 from __future__ import annotations
 
+import contextvars
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -100,6 +104,42 @@ class FitResult:
     epochs: int = 0
     last_loss: float = float("nan")
     losses: list[float] = field(default_factory=list)  # mean loss per epoch
+    start_epoch: int = 0   # > 0: resumed from a checkpoint written after that many epochs
+
+
+class AutoCheckpoint:
+    """Per-epoch checkpoint files for the :func:`fit` calls made inside
+    :func:`auto_checkpoint`: the n-th call uses ``<directory>/fit-<n>.ckpt``.
+    A requeued job reruns the same deterministic code, so its n-th call is
+    the same training and resumes from that file (a finished call removed
+    its file, and recomputes identically)."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.calls = 0
+        self.resumed_from: list[int] = []   # start epoch of each call that resumed
+
+    def next_path(self) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"fit-{self.calls}.ckpt"
+        self.calls += 1
+        return path
+
+
+_AUTO_CHECKPOINT: contextvars.ContextVar[AutoCheckpoint | None] = contextvars.ContextVar(
+    "auto_checkpoint", default=None)
+
+
+@contextmanager
+def auto_checkpoint(directory: Path) -> Iterator[AutoCheckpoint]:
+    """Within this block, every ``fit`` call that names no ``checkpoint``
+    file gets one in ``directory`` (see :class:`AutoCheckpoint`)."""
+    auto = AutoCheckpoint(directory)
+    token = _AUTO_CHECKPOINT.set(auto)
+    try:
+        yield auto
+    finally:
+        _AUTO_CHECKPOINT.reset(token)
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
@@ -140,7 +180,11 @@ def fit(
     before_step: called after ``backward()`` and before ``optimizer.step()``
                  (e.g. to mask gradients).
     checkpoint:  file for per-epoch resume state; loaded if present (with
-                 ``weights_only=True``), removed when training completes.
+                 ``weights_only=True``) and made by this same training (same
+                 configuration, data size and parameters), removed when
+                 training completes.  Default: one from :func:`auto_checkpoint`
+                 when called inside it.  A resumed training ends with exactly
+                 the weights of an uninterrupted one.
     Raises :class:`Diverged` as soon as a loss is NaN or infinite.
 
     A model that knows where this training ends (``model.sgd_limit(x, targets)``,
@@ -149,6 +193,9 @@ def fit(
     :func:`supervised_loss`, SGD without weight decay on every parameter, no
     second stream, hooks or augmentation.  Anything else iterates.
     """
+    auto = _AUTO_CHECKPOINT.get()
+    if checkpoint is None and auto is not None:
+        checkpoint = auto.next_path()
     n = len(data[0])
     if n == 0:
         raise ValueError("cannot train on an empty dataset")
@@ -167,18 +214,30 @@ def fit(
         optimizer, lambda s: lr_factor(s, total, steps_per_epoch, cfg))
     extra_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
     result = FitResult()
-    start_epoch = 0
+    extra_queue: list[torch.Tensor] = []
+    # what identifies this training: a checkpoint of another one is ignored
+    signature = {"config": cfg.to_dict(), "n": n, "extra": len(extra[0]) if extra is not None else None,
+                 "params": [list(p.shape) for p in params]}
+    state = None
     if checkpoint is not None and Path(checkpoint).exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
+        if state.get("signature") != signature:
+            state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        extra_gen.set_state(state["extra_generator"])
-        start_epoch, result.steps, result.losses = state["epoch"], state["steps"], list(state["losses"])
+        generator.set_state(state["generator"].cpu())
+        extra_gen.set_state(state["extra_generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())   # e.g. dropout draws from the global generator
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+        extra_queue = list(state["extra_queue"].to(device).split(cfg.batch_size)) if len(state["extra_queue"]) else []
+        result.start_epoch, result.steps, result.losses = state["epoch"], state["steps"], list(state["losses"])
+    if auto is not None and result.start_epoch:
+        auto.resumed_from.append(result.start_epoch)
     model.train(train_mode)
-    extra_queue: list[torch.Tensor] = []
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(result.start_epoch, cfg.epochs):
         total_loss = 0.0
         for idx in _batches(n, cfg.batch_size, generator, device):
             batch = [t[idx] for t in data]
@@ -210,10 +269,13 @@ def fit(
             after_epoch(epoch, model)
         if checkpoint is not None and epoch + 1 < cfg.epochs:
             _save_atomic({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "signature": signature, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                "extra_generator": extra_gen.get_state(), "epoch": epoch + 1,
-                "steps": result.steps, "losses": result.losses,
+                "extra_generator": extra_gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                # the forget-stream batches still queued for the next epoch (a partial permutation)
+                "extra_queue": torch.cat(extra_queue).cpu() if extra_queue else torch.zeros(0, dtype=torch.long),
+                "epoch": epoch + 1, "steps": result.steps, "losses": result.losses,
             }, Path(checkpoint))
     result.epochs = cfg.epochs
     result.last_loss = result.losses[-1] if result.losses else float("nan")

@@ -1,0 +1,378 @@
+"""Sweeps: a grid run as two Slurm job arrays through submitit, or in this process.
+
+1. **references** — one array task per reference group (dataset, model,
+   training, seed, scenario: one forget set) whose models are not cached yet.
+   It trains θ₀, the original and the retrain into the shared cache.  Each
+   cache entry is computed under its own ``flock``, so a model is trained once
+   however many tasks need it (tasks of one seed share the original: the first
+   trains it, the others wait for it and load it).
+2. **runs** — the pending runs of each group (at most ``runs_per_task`` per
+   task), submitted with ``--dependency=afterany:<stage 1>``: they start once
+   every reference task has ended, whatever its outcome.  ``afterany`` rather
+   than ``afterok`` so that one failed reference task does not leave the whole
+   array pending forever; a run whose references are missing trains them
+   itself, under the same lock, or records the failure.
+
+Every task is a :class:`SweepTask`.  submitit pickles it and runs it on a
+node; on a time limit or preemption it calls the task's ``checkpoint()``,
+which requeues the same task: the new attempt skips runs that already have a
+final record and resumes each training from its last per-epoch checkpoint
+(``fit`` under ``auto_checkpoint``).  A task that raises writes a ``failed``
+record, with the traceback, for each of its runs that has no final record.
+
+``<out>/sweeps/<id>/manifest.json`` records what was submitted (the job of
+every run); ``unlearnbench status`` joins it with the records and Slurm's job
+states.  The local executor runs the same tasks, in order, in this process.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import UsageError
+from .records import RecordStore, environment, write_json_atomic
+from .spec import RunSpec, stable_hash
+
+STAGES = ("references", "runs")
+
+
+@dataclass
+class SlurmOptions:
+    """What each array task asks Slurm for (see ``unlearnbench sweep --help``)."""
+
+    partition: str | None = None
+    time_min: int = 60
+    cpus_per_task: int | None = None
+    gpus_per_task: int = 0
+    mem_gb: float | None = None
+    array_parallelism: int = 64
+    signal_delay_s: int = 90          # the job is told to checkpoint this long before its time limit
+    max_timeouts: int = 3             # requeues after hitting the time limit (preemptions do not count)
+    sbatch: dict = field(default_factory=dict)   # any other sbatch option, e.g. {"account": "lab"}
+    setup: list = field(default_factory=list)    # shell lines run before the task, e.g. "module load cuda"
+
+    def validate(self) -> None:
+        if self.time_min < 2:
+            raise UsageError(f"--time {self.time_min}: need at least 2 minutes (submitit signals the job "
+                             "--signal-delay seconds before the limit)")
+        if self.signal_delay_s < 0 or self.signal_delay_s >= self.time_min * 60:
+            raise UsageError(f"--signal-delay {self.signal_delay_s}: accepted: 0 to {self.time_min * 60 - 1} "
+                             f"seconds (less than --time)")
+        for name in ("cpus_per_task", "array_parallelism"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"--{name.replace('_', '-')} {value}: accepted: a positive integer")
+        if self.gpus_per_task < 0 or (self.mem_gb is not None and self.mem_gb <= 0):
+            raise UsageError("--gpus-per-task must be >= 0 and --mem-gb > 0")
+
+    def executor_parameters(self) -> dict:
+        """Parameters of ``submitit.AutoExecutor.update_parameters``."""
+        params = {"timeout_min": self.time_min, "tasks_per_node": 1, "nodes": 1,
+                  "slurm_array_parallelism": self.array_parallelism,
+                  "slurm_signal_delay_s": self.signal_delay_s}
+        if self.partition:
+            params["slurm_partition"] = self.partition
+        if self.cpus_per_task:
+            params["cpus_per_task"] = self.cpus_per_task
+        if self.gpus_per_task:
+            params["gpus_per_node"] = self.gpus_per_task
+        if self.mem_gb:
+            params["mem_gb"] = self.mem_gb
+        if self.setup:
+            params["slurm_setup"] = list(self.setup)
+        return params
+
+
+@dataclass
+class Settings:
+    """Where and how a task runs: what it needs besides its runs (picklable)."""
+
+    out: str
+    cache_dir: str | None = None
+    data_root: str | None = None
+    device: str = "auto"
+    download: bool = False
+    threads: int | None = None        # torch threads; None: the CPUs Slurm gave the task, or all
+
+    @classmethod
+    def of(cls, grid, threads: int | None = None) -> "Settings":
+        return cls(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root, device=grid.device,
+                   download=grid.download, threads=threads)
+
+    def harness(self, log=None):
+        from .runner import Harness
+
+        return Harness(out=self.out, cache_dir=self.cache_dir, data_root=self.data_root, device=self.device,
+                       download=self.download, log=log)
+
+
+def slurm_job_id() -> str | None:
+    """``<array job>_<task>`` (or the plain job id) inside a Slurm job."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is None:
+        threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or 0) or (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    torch.set_num_threads(max(1, threads))
+
+
+def failed_record(spec: RunSpec, error: BaseException, env: dict | None) -> dict:
+    """The record of a run whose task raised outside the harness's own error handling."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"schema": 1, "key": spec.key, "config": spec.to_config(), "status": "failed",
+            "message": f"{type(error).__name__}: {error}", "metrics": {}, "env": env,
+            "traceback": "".join(traceback.format_exception(error)), "started": now, "finished": now}
+
+
+class SweepTask:
+    """One array task: train the references of its runs (stage ``references``)
+    or run them and write their records (stage ``runs``).
+
+    submitit calls :meth:`checkpoint` when the job is about to hit its time
+    limit or is preempted; the returned submission is this same task, which,
+    requeued, resumes from what is on disk (records, cache, training
+    checkpoints).  The task holds only configurations, so it pickles small.
+    """
+
+    def __init__(self, stage: str, configs: list[dict], settings: Settings):
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        self.stage, self.configs, self.settings = stage, configs, settings
+
+    def __call__(self, harness=None) -> dict:
+        specs = [RunSpec.from_config(c) for c in self.configs]
+        log = (harness.log if harness is not None else None) or (lambda msg: print(msg, flush=True))
+        statuses: dict[str, int] = {}
+        try:
+            if harness is None:
+                set_threads(self.settings.threads)
+                harness = self.settings.harness(log=log)
+                harness.env = {**environment(str(harness.device)), "slurm_job": slurm_job_id()}
+            if self.stage == "references":
+                refs = harness.references(specs[0])   # every spec of the task shares them
+                log(f"references ready: original {refs.original_key}, retrain {refs.retrain_key}")
+            else:
+                for spec in specs:
+                    if harness.store.is_done(spec.key):
+                        status = "done before"
+                    else:
+                        status = harness.run(spec)["status"]
+                    statuses[status] = statuses.get(status, 0) + 1
+                    log(f"{spec.describe()}: {status}")
+        except Exception as e:   # not SystemExit: that is submitit requeueing the task
+            store = RecordStore(self.settings.out)
+            env = getattr(harness, "env", None)
+            for spec in specs:
+                if not store.is_done(spec.key):
+                    store.write(failed_record(spec, e, env))
+            raise
+        return {"stage": self.stage, "runs": len(specs), "statuses": statuses,
+                "reference_trainings": harness.reference_trainings}
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(SweepTask(self.stage, self.configs, self.settings))
+
+    def __repr__(self) -> str:
+        return f"SweepTask({self.stage}, {len(self.configs)} runs)"
+
+
+# ---- planning ----------------------------------------------------------------
+
+def group_of(spec: RunSpec) -> str:
+    """Runs with the same group share θ₀, the original and the retrain."""
+    return stable_hash(spec.scenario_identity())
+
+
+def cached_groups(cache_dir: Path) -> set[str]:
+    """Groups whose retrain (hence also original) is in the cache, read from
+    the cache's metadata: no data loading, no torch."""
+    import json
+
+    groups = set()
+    for meta in Path(cache_dir).glob("retrain/*/meta.json"):
+        try:
+            groups.add(stable_hash(json.loads(meta.read_text())["identity"]))
+        except (OSError, ValueError, KeyError):
+            continue
+    return groups
+
+
+@dataclass
+class Plan:
+    specs: list                       # every run of the grid
+    done: int                         # runs with a final record
+    active: int                       # runs a queued or running job of an earlier sweep already covers
+    reference_tasks: list             # list of lists of RunSpec (one reference group each)
+    run_tasks: list                   # list of lists of RunSpec
+
+    @property
+    def pending(self) -> int:
+        return sum(len(t) for t in self.run_tasks)
+
+
+def make_plan(grid, specs: list, runs_per_task: int = 0, active_keys=frozenset()) -> Plan:
+    store = RecordStore(grid.out)
+    done = [s for s in specs if store.is_done(s.key)]
+    active = [s for s in specs if s.key in active_keys and not store.is_done(s.key)]
+    skip = {s.key for s in done} | {s.key for s in active}
+    groups: dict[str, list] = {}
+    for spec in specs:
+        if spec.key not in skip:
+            groups.setdefault(group_of(spec), []).append(spec)
+    cache_dir = Path(grid.cache_dir) if grid.cache_dir else Path(grid.out) / "cache"
+    cached = cached_groups(cache_dir)
+    reference_tasks = [runs for g, runs in groups.items() if g not in cached]
+    size = runs_per_task if runs_per_task > 0 else max([len(g) for g in groups.values()], default=1)
+    run_tasks = [runs[i:i + size] for runs in groups.values() for i in range(0, len(runs), size)]
+    return Plan(specs, len(done), len(active), reference_tasks, run_tasks)
+
+
+# ---- submission ----------------------------------------------------------------
+
+def new_sweep_dir(out: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path(out) / "sweeps" / f"{stamp}-{os.getpid()}"
+
+
+def _executor(folder: Path, options: SlurmOptions, name: str, dependency: str | None = None):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=options.max_timeouts)
+    extra = dict(options.sbatch)
+    if dependency:
+        extra["dependency"] = dependency
+    executor.update_parameters(name=name, slurm_additional_parameters=extra, **options.executor_parameters())
+    return executor
+
+
+def sbatch_lines(options: SlurmOptions, name: str, n_tasks: int, dependency: str | None = None) -> list[str]:
+    """The #SBATCH lines submitit writes for a stage (for --dry-run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        executor = _executor(Path(tmp) / "%j", options, name, dependency)
+        text = executor._executor._make_submission_file_text("<task>", "<uid>")
+    lines = [line for line in text.splitlines() if line.startswith("#SBATCH")
+             and not line.startswith(("#SBATCH --output", "#SBATCH --error"))]
+    if n_tasks > 1:
+        lines.append(f"#SBATCH --array=0-{n_tasks - 1}%{min(options.array_parallelism, n_tasks)}")
+    return lines
+
+
+def describe_plan(plan: Plan, executor: str, options: SlurmOptions) -> str:
+    ref_models = len(plan.reference_tasks) + len({stable_hash(r[0].original_identity())
+                                                   for r in plan.reference_tasks})
+    lines = [f"{len(plan.specs)} runs in the grid: {plan.done} done, {plan.active} queued or running in an "
+             f"earlier sweep, {plan.pending} to run",
+             f"stage 1 references: {len(plan.reference_tasks)} jobs (at most {ref_models} reference models "
+             f"to train; cached ones are skipped)",
+             f"stage 2 runs: {len(plan.run_tasks)} jobs"
+             + (", after stage 1 ends (afterany)" if plan.reference_tasks else "")]
+    if executor == "local":
+        lines.append("executor local: the jobs run one after another in this process")
+        return "\n".join(lines)
+    for stage, tasks, dep in (("references", plan.reference_tasks, None),
+                              ("runs", plan.run_tasks, "afterany:<stage 1 job>" if plan.reference_tasks else None)):
+        if tasks:
+            lines.append(f"sbatch parameters, stage {stage}:")
+            lines += [f"  {line}" for line in sbatch_lines(options, f"unlearnbench-{stage}", len(tasks), dep)]
+    return "\n".join(lines)
+
+
+def _task_entries(jobs, tasks) -> list[dict]:
+    return [{"job_id": job.job_id, "keys": [s.key for s in runs]} for job, runs in zip(jobs, tasks)]
+
+
+def write_manifest(sweep_dir: Path, manifest: dict) -> None:
+    write_json_atomic(sweep_dir / "manifest.json", manifest)
+
+
+def new_manifest(plan: Plan, executor: str, options: SlurmOptions | None, argv) -> dict:
+    return {"schema": 1, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "executor": executor, "command": list(argv),
+            "options": asdict(options) if options else None,
+            "runs": {s.key: s.describe() for s in plan.specs},
+            "stages": {}}
+
+
+def submit(plan: Plan, settings: Settings, options: SlurmOptions, sweep_dir: Path, argv) -> dict:
+    """Submit both stages as job arrays; returns the manifest (also written)."""
+    manifest = new_manifest(plan, "slurm", options, argv)
+    folder = sweep_dir / "jobs" / "%j"
+    dependency = None
+    for stage, tasks in (("references", plan.reference_tasks), ("runs", plan.run_tasks)):
+        if not tasks:
+            continue
+        executor = _executor(folder, options, f"unlearnbench-{stage}", dependency if stage == "runs" else None)
+        with executor.batch():
+            jobs = [executor.submit(SweepTask(stage, [s.to_config() for s in runs], settings)) for runs in tasks]
+        manifest["stages"][stage] = {"job_id": jobs[0].job_id.split("_")[0], "folder": str(folder),
+                                     "tasks": _task_entries(jobs, tasks)}
+        write_manifest(sweep_dir, manifest)
+        if stage == "references":
+            dependency = f"afterany:{manifest['stages'][stage]['job_id']}"
+    return manifest
+
+
+def run_local(plan: Plan, settings: Settings, sweep_dir: Path, argv, log=print) -> dict:
+    """Run the stages' tasks one after another in this process (one harness,
+    so data and references stay in memory between tasks)."""
+    manifest = new_manifest(plan, "local", None, argv)
+    for stage, tasks in (("references", plan.reference_tasks), ("runs", plan.run_tasks)):
+        manifest["stages"][stage] = {"job_id": None, "tasks": [{"job_id": None, "keys": [s.key for s in t]}
+                                                               for t in tasks]}
+    write_manifest(sweep_dir, manifest)
+    set_threads(settings.threads)
+    harness = settings.harness(log=log)
+    harness.env = {**environment(str(harness.device)), "slurm_job": None}
+    for stage, tasks in (("references", plan.reference_tasks), ("runs", plan.run_tasks)):
+        for i, runs in enumerate(tasks):
+            try:
+                SweepTask(stage, [s.to_config() for s in runs], settings)(harness)
+            except UsageError:
+                raise
+            except Exception as e:  # recorded as failed; the other tasks go on, as on a cluster
+                log(f"{stage} task {i} failed: {type(e).__name__}: {e}")
+    manifest["reference_trainings"] = harness.reference_trainings
+    write_manifest(sweep_dir, manifest)
+    return manifest
+
+
+def wait(out: str, sweep_dir: Path, poll_s: float = 5.0, log=print) -> None:
+    """Block until no job of this sweep is pending or running."""
+    from .status import collect
+
+    last = None
+    while True:
+        report = collect(out, only=[sweep_dir / "manifest.json"])
+        line = report.one_line()
+        if line != last:
+            log(line)
+            last = line
+        if not report.active_jobs():
+            return
+        time.sleep(poll_s)
+
+
+def check_data(grid) -> None:
+    """Missing data fail here, before anything is written (exit status 2)."""
+    settings = Settings.of(grid)
+    harness = settings.harness()
+    for name in grid.datasets:
+        harness.dataset(name)
+
+
+def argv_of() -> list[str]:
+    return ["unlearnbench", *sys.argv[1:]]

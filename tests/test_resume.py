@@ -1,0 +1,143 @@
+"""Per-epoch checkpoints: an interrupted training resumes to exactly the
+weights of an uninterrupted one — in `fit` itself, and for a method run by
+the harness (what a Slurm requeue after a time limit or preemption relies on)."""
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from unlearnbench.harness.config import Grid, expand
+from unlearnbench.harness.runner import Harness
+from unlearnbench.methods import TrainConfig, fit, register_method, unregister_method
+from unlearnbench.methods._train import auto_checkpoint
+
+
+class Interrupt(BaseException):
+    """Stands for the job being killed: not an Exception, so nothing catches it."""
+
+
+def _problem():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(100, 6, generator=g), torch.randint(0, 3, (100,), generator=g)
+    xf, yf = torch.randn(37, 6, generator=g), torch.randint(0, 3, (37,), generator=g)   # 37: batches straddle epochs
+    return (x, y), (xf, yf)
+
+
+def _model():
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))  # dropout: global RNG
+
+
+def _loss(model, batch, extra):
+    ce = nn.functional.cross_entropy
+    return ce(model(batch[0]), batch[1]) - 0.1 * ce(model(extra[0]), extra[1])
+
+
+def _train(checkpoint=None, stop_after=None):
+    data, extra = _problem()
+    model = _model()
+    cfg = TrainConfig(epochs=6, batch_size=16, lr=0.05, schedule="cosine", warmup_epochs=1)
+
+    def after_epoch(epoch, m):
+        if stop_after is not None and epoch + 1 == stop_after:
+            raise Interrupt
+    torch.manual_seed(123)   # the global generator, as the harness seeds it before a method
+    result = fit(model, _loss, data, cfg, torch.Generator().manual_seed(7), extra=extra,
+                 after_epoch=after_epoch, checkpoint=checkpoint)
+    return model, result
+
+
+def test_interrupted_fit_resumes_to_identical_weights(tmp_path):
+    reference, ref_result = _train()
+    ckpt = tmp_path / "fit.ckpt"
+    with pytest.raises(Interrupt):
+        _train(ckpt, stop_after=4)   # killed during epoch 4's bookkeeping: the last checkpoint is after epoch 3
+    assert ckpt.exists()
+    resumed, result = _train(ckpt)
+    assert result.start_epoch == 3 and result.steps == ref_result.steps
+    assert result.losses == ref_result.losses
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not ckpt.exists()   # removed once training completed
+
+
+def test_checkpoint_of_another_training_is_ignored(tmp_path):
+    ckpt = tmp_path / "fit.ckpt"
+    with pytest.raises(Interrupt):
+        _train(ckpt, stop_after=2)
+    data, extra = _problem()
+    model = _model()
+    other = TrainConfig(epochs=6, batch_size=32, lr=0.05)      # another configuration: starts afresh
+    result = fit(model, _loss, data, other, torch.Generator().manual_seed(7), extra=extra, checkpoint=ckpt)
+    assert result.start_epoch == 0
+
+
+def test_auto_checkpoint_gives_each_fit_call_its_own_file(tmp_path):
+    with pytest.raises(Interrupt):
+        with auto_checkpoint(tmp_path) as auto:
+            _train()                      # call 0 completes: its file is removed
+            _train(stop_after=5)          # call 1 is interrupted
+    assert auto.calls == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["fit-1.ckpt"]
+    with auto_checkpoint(tmp_path) as auto:
+        first, _ = _train()
+        second, result = _train()
+    assert auto.resumed_from == [4] and result.start_epoch == 4
+    reference, _ = _train()
+    for a, b in zip(reference.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@dataclass
+class _Hyper:
+    epochs: int = 8
+    interrupt_at: int = 0   # > 0: the first attempt is killed after this many epochs
+
+
+_attempts = {"count": 0}
+
+
+def _interrupted_finetune(ctx, hp):
+    from unlearnbench.methods import cross_entropy
+
+    _attempts["count"] += 1
+    first_attempt = _attempts["count"] == 1
+
+    def after_epoch(epoch, model):
+        if hp.interrupt_at and first_attempt and epoch + 1 == hp.interrupt_at:
+            raise Interrupt
+    cfg = ctx.train_config.replace(epochs=hp.epochs, lr=0.05, warmup_epochs=0)
+    fit(ctx.model, cross_entropy, ctx.retain.tensors, cfg, ctx.generator, augment=ctx.augment,
+        after_epoch=after_epoch)   # no checkpoint argument: the harness's auto_checkpoint supplies one
+    return ctx.model
+
+
+@pytest.fixture
+def interruptible_method():
+    register_method("interruptible_for_test", hyper=_Hyper)(_interrupted_finetune)
+    _attempts["count"] = 0
+    yield "interruptible_for_test"
+    unregister_method("interruptible_for_test")
+
+
+def test_method_killed_mid_training_resumes_in_the_harness(tmp_path, interruptible_method):
+    def spec_for(interrupt_at):
+        grid = Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=[interruptible_method],
+                    train={"epochs": 4}, method_args={interruptible_method: {"interrupt_at": interrupt_at}})
+        return expand(grid)[0]
+
+    harness = Harness(out=tmp_path / "a", cache_dir=tmp_path / "cache")
+    spec = spec_for(5)
+    with pytest.raises(Interrupt):
+        harness.run(spec)
+    assert not harness.store.path(spec.key).exists()
+    assert (tmp_path / "cache" / "checkpoints" / spec.key / "fit-0.ckpt").exists()
+    resumed = Harness(out=tmp_path / "a", cache_dir=tmp_path / "cache").run(spec)   # the requeued attempt
+    assert resumed["status"] == "ok" and resumed["resumed_from_epoch"] == [4]
+    assert not (tmp_path / "cache" / "checkpoints" / spec.key).exists()          # cleaned up with the record
+
+    # the same training uninterrupted (interrupt_at only changes the key) gives the same model
+    straight = Harness(out=tmp_path / "b", cache_dir=tmp_path / "cache").run(spec_for(0))
+    assert "resumed_from_epoch" not in straight
+    strip = lambda m: {k: v for k, v in m.items() if k not in ("time_s", "rte")}
+    assert strip(resumed["metrics"]) == strip(straight["metrics"])
