@@ -1,0 +1,238 @@
+"""Sweeps on a real Slurm cluster (`scripts/slurm_localhost.sh start`: one
+node, slurmdbd accounting) through submitit's SlurmExecutor.
+
+Without a cluster these tests are skipped on a developer machine, and fail
+in CI (``CI`` or ``UNLEARNBENCH_REQUIRE_SLURM`` set): `.ci/run` starts one.
+"""
+import contextlib
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+import torch
+
+from unlearnbench.harness.cli import main
+from unlearnbench.harness.config import Grid, expand
+from unlearnbench.harness.records import RecordStore
+from unlearnbench.harness.status import collect
+
+pytestmark = pytest.mark.slurm
+
+GRID = ["--datasets", "digits", "--seeds", "0", "--scenarios", "random,class", "--ratios", "0.1", "--classes", "0",
+        "--methods", "original,retrain,finetune,gradient_ascent,random_relabel"]
+SLURM = ["--executor", "slurm", "--cpus-per-task", "1", "--array-parallelism", "2", "--no-leaderboard"]
+DEADLINE_S = 600   # no test waits longer on the cluster
+
+
+def cluster_problem() -> str | None:
+    for tool in ("sbatch", "sinfo", "sacct", "scancel"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found"
+    info = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    if info.returncode != 0:
+        return f"sinfo failed: {info.stderr.strip()}"
+    if not any(s.strip("*~#!%$@^-") in ("idle", "mix", "alloc") for s in info.stdout.split()):
+        return f"no usable node (sinfo: {info.stdout.split()})"
+    acct = subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True, text=True, timeout=30)
+    if acct.returncode != 0:
+        return f"job accounting unavailable (sacct: {acct.stderr.strip()})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    problem = cluster_problem()
+    if problem:
+        message = f"no usable Slurm cluster: {problem}; start one with `scripts/slurm_localhost.sh start`"
+        if os.environ.get("CI") or os.environ.get("UNLEARNBENCH_REQUIRE_SLURM"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    yield
+    # leave nothing queued behind
+    jobs = subprocess.run(["squeue", "-h", "-n", "unlearnbench-references,unlearnbench-runs", "-o", "%A"],
+                          capture_output=True, text=True).stdout.split()
+    if jobs:
+        subprocess.run(["scancel", *jobs])
+
+
+def cli(*args) -> tuple[int, str]:
+    """`unlearnbench ARGS` in this process; (exit status, stdout)."""
+    threads = torch.get_num_threads()
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            code = main([str(a) for a in args])
+    finally:
+        torch.set_num_threads(threads)
+    return code, buffer.getvalue()
+
+
+def manifests(out) -> list:
+    return sorted(out.glob("sweeps/*/manifest.json"))
+
+
+def wait_until_ended(out, manifest, deadline_s=DEADLINE_S) -> None:
+    deadline = time.time() + deadline_s
+    while collect(out, only=[manifest]).active_jobs():
+        if time.time() > deadline:
+            cancel(manifest)
+            pytest.fail(f"jobs of {manifest} still active after {deadline_s} s")
+        time.sleep(1)
+
+
+def cancel(manifest) -> None:
+    stages = json.loads(manifest.read_text())["stages"]
+    subprocess.run(["scancel", *[s["job_id"] for s in stages.values()]])
+
+
+@contextlib.contextmanager
+def watchdog(out, seconds=DEADLINE_S):
+    """Cancel the sweep's jobs if `--wait` has not returned in time."""
+    timer = threading.Timer(seconds, lambda: [cancel(m) for m in manifests(out)])
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def comparable(record: dict) -> dict:
+    return {"status": record["status"], "config": record["config"], "sizes": record.get("sizes"),
+            "forget_indices": record.get("forget_indices"),
+            "metrics": {k: v for k, v in record["metrics"].items() if k not in ("time_s", "rte")}}
+
+
+def trainings_of(cache_dir) -> list[dict]:
+    return [json.loads(line) for line in (cache_dir / "trainings.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def slurm_sweep(cluster, tmp_path_factory):
+    """A small digits sweep through the real SlurmExecutor (`--wait`), and the
+    same grid through the local executor."""
+    base = tmp_path_factory.mktemp("slurm")
+    start = time.perf_counter()
+    with watchdog(base / "slurm"):
+        code, text = cli("sweep", *GRID, *SLURM, "--time", "10", "--wait", "--out", base / "slurm")
+    seconds = time.perf_counter() - start
+    assert code == 0, text
+    code, local_text = cli("sweep", *GRID, "--executor", "local", "--cpus-per-task", "1", "--no-leaderboard",
+                           "--out", base / "local")
+    assert code == 0, local_text
+    trainings = trainings_of(base / "slurm" / "cache")
+    summary = {"sweep_s": round(seconds, 1), "runs": len(RecordStore(base / "slurm").all()),
+               "reference_trainings": len(trainings)}
+    (base / "timing.json").write_text(json.dumps(summary))
+    print(f"\nslurm test sweep: {summary}")
+    return base, text
+
+
+def test_slurm_records_equal_local_records(slurm_sweep):
+    base, text = slurm_sweep
+    assert "submitted references: job" in text and "submitted runs: job" in text
+    slurm = {r["key"]: r for r in RecordStore(base / "slurm").all()}
+    local = {r["key"]: r for r in RecordStore(base / "local").all()}
+    assert len(slurm) == 10 and slurm.keys() == local.keys()
+    for key in slurm:
+        assert comparable(slurm[key]) == comparable(local[key]), slurm[key]["config"]["method"]
+        assert slurm[key]["env"]["slurm_job"] and local[key]["env"]["slurm_job"] is None
+    # array tasks wrote into one folder concurrently: nothing half-written, nothing lost
+    assert not list((base / "slurm" / "runs").glob(".*"))
+
+
+def test_each_reference_model_is_trained_once(slurm_sweep):
+    base, _ = slurm_sweep
+    trainings = trainings_of(base / "slurm" / "cache")
+    assert sorted(t["kind"] for t in trainings) == ["original", "retrain", "retrain"]   # 3 models, 10 runs
+    assert len({t["key"] for t in trainings}) == 3
+    (manifest,) = manifests(base / "slurm")
+    reference_job = json.loads(manifest.read_text())["stages"]["references"]["job_id"]
+    assert {t["slurm_job"] for t in trainings} == {reference_job}   # all in stage 1, none by a run task
+
+
+def test_status_is_all_done_and_rerun_submits_nothing(slurm_sweep):
+    base, _ = slurm_sweep
+    code, text = cli("status", "--out", base / "slurm")
+    assert code == 0 and "10 runs (1 sweep)" in text
+    assert "done        10" in text and "failed       0" in text and "missing      0" in text
+    code, text = cli("sweep", *GRID, *SLURM, "--out", base / "slurm")
+    assert code == 0 and text.strip().endswith("nothing to do")
+    assert len(manifests(base / "slurm")) == 1
+
+
+def epochs_lasting(seconds: float, cache_dir, tmp_path) -> int:
+    """Fine-tuning epochs that take about ``seconds`` on one thread here
+    (measured on the cached references, checkpoints included)."""
+    from unlearnbench.harness.runner import Harness
+
+    grid = Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["finetune"],
+                method_args={"finetune": {"epochs": 30}})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        record = Harness(out=tmp_path / "calibration", cache_dir=cache_dir).run(expand(grid)[0])
+    finally:
+        torch.set_num_threads(threads)
+    return math.ceil(seconds / (record["metrics"]["time_s"] / 30))
+
+
+def test_cancelled_task_is_reported_failed_and_redone_by_a_rerun(slurm_sweep, tmp_path):
+    base, _ = slurm_sweep
+    cache = base / "slurm" / "cache"       # references already trained: the runs stage starts at once
+    epochs = epochs_lasting(15, cache, tmp_path)
+    out = tmp_path / "out"
+    args = ["sweep", "--datasets", "digits", "--seeds", "0", "--scenarios", "random", "--ratios", "0.1",
+            "--methods", "original,finetune", "--method-arg", f"finetune.epochs={epochs}", *SLURM,
+            "--time", "10", "--out", out, "--cache-dir", cache]
+    code, text = cli(*args)
+    assert code == 0 and "stage 1 references: 0 jobs" in text, text
+    (manifest,) = manifests(out)
+    finetune = next(s for s in expand(Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["finetune"],
+                                           method_args={"finetune": {"epochs": epochs}})))
+    checkpoint = cache / "checkpoints" / finetune.key / "fit-0.ckpt"
+    deadline = time.time() + DEADLINE_S
+    while not checkpoint.exists():        # the task is training
+        assert time.time() < deadline and collect(out, only=[manifest]).active_jobs(), "task never trained"
+        time.sleep(0.2)
+    cancel(manifest)
+    wait_until_ended(out, manifest)
+
+    code, text = cli("status", "--out", out)
+    assert "done         1" in text and "failed       1" in text, text
+    assert f"{finetune.describe()}: job " in text and "CANCELLED" in text
+    assert not RecordStore(out).path(finetune.key).exists()
+
+    with watchdog(out):
+        code, text = cli(*args, "--wait")
+    assert code == 0, text
+    assert "1 to run" in text and "done         2" in text
+    record = RecordStore(out).read(finetune.key)
+    assert record["status"] == "ok"
+    assert record["resumed_from_epoch"][0] >= 1      # the rerun went on from the cancelled task's checkpoint
+
+
+def test_task_hitting_its_time_limit_is_requeued_and_resumes(slurm_sweep, tmp_path):
+    """A 2-minute limit; Slurm signals the task 60 s before it (in fact 30-60 s
+    after start: slurmctld checks limits every 30 s); submitit calls
+    SweepTask.checkpoint() and requeues it; the new attempt resumes training."""
+    base, _ = slurm_sweep
+    cache = base / "slurm" / "cache"
+    epochs = epochs_lasting(70, cache, tmp_path)   # outlasts the signal, whatever the start-up time
+    out = tmp_path / "out"
+    with watchdog(out):
+        code, text = cli("sweep", "--datasets", "digits", "--seeds", "0", "--scenarios", "random", "--ratios", "0.1",
+                         "--methods", "finetune", "--method-arg", f"finetune.epochs={epochs}", *SLURM,
+                         "--time", "2", "--signal-delay", "60", "--wait", "--out", out, "--cache-dir", cache)
+    assert code == 0, text
+    (record,) = RecordStore(out).all()
+    assert record["status"] == "ok"
+    assert record["resumed_from_epoch"] and 0 < record["resumed_from_epoch"][0] < epochs
+    logs = "".join(p.read_text() for p in sorted(out.glob("sweeps/*/jobs/*/*_log.*")))
+    assert "this job is timed-out" in logs and "Requeued job" in logs   # submitit's own account of it
+    assert logs.count("Starting with JobEnvironment") >= 2              # the same job ran again
