@@ -24,7 +24,8 @@ log() { echo "slurm_localhost: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 pid_of() { [[ -s "$RUN/$1.pid" ]] && cat "$RUN/$1.pid"; }
-alive() { local pid; pid=$(pid_of "$1") && kill -0 "$pid" 2>/dev/null; }
+# running, and really that daemon (a stale pid file may name a reused pid)
+alive() { local pid; pid=$(pid_of "$1") && kill -0 "$pid" 2>/dev/null && grep -q "^$1" "/proc/$pid/comm"; }
 
 install_packages() {
     local missing=()
@@ -162,7 +163,7 @@ stop() {
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${DAEMONS[$i]}
         pid=$(pid_of "$name") || continue
-        if kill -0 "$pid" 2>/dev/null; then
+        if alive "$name"; then
             kill -TERM "$pid"
             for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             if kill -0 "$pid" 2>/dev/null; then
