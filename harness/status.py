@@ -128,7 +128,8 @@ def collect(out, only: list[Path] | None = None) -> Report:
     """The state of every run of ``out`` (or of the sweeps ``only``)."""
     out = Path(out)
     report = Report(out)
-    records = {r["key"]: r for r in RecordStore(out).all() if "key" in r}
+    store = RecordStore(out)
+    records = {r["key"]: r for r in store.all() if "key" in r} if only is None else {}
     describe: dict[str, str] = {}
     run_job: dict[str, str] = {}                  # run key -> job of its latest sweep's runs stage
     ref_jobs: list[tuple[str, list[str]]] = []    # (job id, run keys) of reference tasks
@@ -150,6 +151,8 @@ def collect(out, only: list[Path] | None = None) -> Report:
         for key, rec in records.items():
             describe.setdefault(key, _describe_config(rec.get("config", {})))
     report.jobs = job_states(list(run_job.values()) + [j for j, _ in ref_jobs])
+    if only is not None:   # just these sweeps' records
+        records = {k: r for k in describe if (r := store.read(k)) is not None}
 
     for key, desc in describe.items():
         rec = records.get(key)
@@ -162,7 +165,7 @@ def collect(out, only: list[Path] | None = None) -> Report:
             report.runs[key] = RunState(key, desc, "running", f"job {job} {state}", job)
         elif rec is not None:
             message = (rec.get("message") or "").splitlines()[0] if rec.get("message") else ""
-            report.runs[key] = RunState(key, desc, "failed", f"{message} ({RecordStore(out).path(key)})", job)
+            report.runs[key] = RunState(key, desc, "failed", f"{message} ({store.path(key)})", job)
         elif state in FAILED_STATES:
             report.runs[key] = RunState(key, desc, "failed",
                                         f"job {job} {report.jobs[job]}; log: {report.job_logs.get(job)}", job)

@@ -26,6 +26,7 @@ states.  The local executor runs the same tasks, in order, in this process.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -308,7 +309,16 @@ def new_manifest(plan: Plan, executor: str, options: SlurmOptions | None, argv) 
 
 
 def submit(plan: Plan, settings: Settings, options: SlurmOptions, sweep_dir: Path, argv) -> dict:
-    """Submit both stages as job arrays; returns the manifest (also written)."""
+    """Submit both stages as job arrays; returns the manifest (also written).
+    If sbatch refuses a stage, nothing stays submitted (UsageError)."""
+    import shutil
+    import subprocess
+
+    from submitit.core.utils import FailedJobError
+
+    if shutil.which("sbatch") is None:
+        raise UsageError("sbatch not found: --executor slurm needs a Slurm cluster "
+                         "(scripts/slurm_localhost.sh start makes one here); accepted here: --executor local")
     manifest = new_manifest(plan, "slurm", options, argv)
     folder = sweep_dir / "jobs" / "%j"
     dependency = None
@@ -316,8 +326,20 @@ def submit(plan: Plan, settings: Settings, options: SlurmOptions, sweep_dir: Pat
         if not tasks:
             continue
         executor = _executor(folder, options, f"unlearnbench-{stage}", dependency if stage == "runs" else None)
-        with executor.batch():
-            jobs = [executor.submit(SweepTask(stage, [s.to_config() for s in runs], settings)) for runs in tasks]
+        try:
+            with executor.batch():
+                jobs = [executor.submit(SweepTask(stage, [s.to_config() for s in runs], settings))
+                        for runs in tasks]
+        except FailedJobError as e:
+            submitted = [info["job_id"] for info in manifest["stages"].values()]
+            if submitted:
+                subprocess.run(["scancel", *submitted], check=False)
+            shutil.rmtree(sweep_dir, ignore_errors=True)
+            for parent in (sweep_dir.parent, sweep_dir.parent.parent):   # sweeps/ and OUT, if now empty
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+            reason = " ".join(str(e).split())
+            raise UsageError(f"sbatch refused the {stage} stage: {reason}; nothing submitted") from None
         manifest["stages"][stage] = {"job_id": jobs[0].job_id.split("_")[0], "folder": str(folder),
                                      "tasks": _task_entries(jobs, tasks)}
         write_manifest(sweep_dir, manifest)
@@ -350,11 +372,12 @@ def run_local(plan: Plan, settings: Settings, sweep_dir: Path, argv, log=print) 
     return manifest
 
 
-def wait(out: str, sweep_dir: Path, poll_s: float = 5.0, log=print) -> None:
-    """Block until no job of this sweep is pending or running."""
+def wait(out: str, sweep_dir: Path, log=print) -> None:
+    """Block until no job of this sweep is pending or running (sacct is
+    asked every 2 s at first, then less often: at most every 30 s)."""
     from .status import collect
 
-    last = None
+    last, start = None, time.monotonic()
     while True:
         report = collect(out, only=[sweep_dir / "manifest.json"])
         line = report.one_line()
@@ -363,7 +386,7 @@ def wait(out: str, sweep_dir: Path, poll_s: float = 5.0, log=print) -> None:
             last = line
         if not report.active_jobs():
             return
-        time.sleep(poll_s)
+        time.sleep(min(30.0, 2.0 + 0.05 * (time.monotonic() - start)))
 
 
 def check_data(grid) -> None:

@@ -236,3 +236,13 @@ def test_task_hitting_its_time_limit_is_requeued_and_resumes(slurm_sweep, tmp_pa
     logs = "".join(p.read_text() for p in sorted(out.glob("sweeps/*/jobs/*/*_log.*")))
     assert "this job is timed-out" in logs and "Requeued job" in logs   # submitit's own account of it
     assert logs.count("Starting with JobEnvironment") >= 2              # the same job ran again
+
+
+def test_sbatch_refusal_exits_2_and_leaves_nothing_submitted(cluster, tmp_path):
+    out = tmp_path / "out"
+    code, _ = cli("sweep", *GRID, *SLURM, "--partition", "no_such_partition", "--out", out)
+    assert code == 2
+    assert not out.exists()
+    queued = subprocess.run(["squeue", "-h", "-n", "unlearnbench-references,unlearnbench-runs"],
+                            capture_output=True, text=True).stdout
+    assert not queued.strip()

@@ -92,6 +92,18 @@ def test_bad_executor_options_exit_2(tmp_path, capsys, args, needle):
     assert not (tmp_path / "out").exists()
 
 
+def test_slurm_executor_without_slurm_exits_2(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name in ("sbatch", "sacct") else which(name))
+    out = tmp_path / "out"
+    assert main(["sweep", *GRID, "--executor", "slurm", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "sbatch not found: --executor slurm needs a Slurm cluster" in err and err.count("\n") == 1
+    assert not (out / "sweeps").exists() and not (out / "runs").exists()
+
+
 def test_local_sweep_gives_the_records_of_run(local_sweep):
     swept, ran = records_of(local_sweep / "sweep"), records_of(local_sweep / "run")
     assert len(swept) == 6 and swept.keys() == ran.keys()
