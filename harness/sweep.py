@@ -155,7 +155,10 @@ class SweepTask:
     def __call__(self, harness=None) -> dict:
         specs = [RunSpec.from_config(c) for c in self.configs]
         log = (harness.log if harness is not None else None) or (lambda msg: print(msg, flush=True))
+        store = RecordStore(self.settings.out)
         statuses: dict[str, int] = {}
+        recorded: set[str] = set()     # runs that got their record in this attempt
+        errors: list[Exception] = []
         try:
             if harness is None:
                 set_threads(self.settings.threads)
@@ -164,21 +167,26 @@ class SweepTask:
             if self.stage == "references":
                 refs = harness.references(specs[0])   # every spec of the task shares them
                 log(f"references ready: original {refs.original_key}, retrain {refs.retrain_key}")
-            else:
-                for spec in specs:
-                    if harness.store.is_done(spec.key):
-                        status = "done before"
-                    else:
-                        status = harness.run(spec)["status"]
-                    statuses[status] = statuses.get(status, 0) + 1
-                    log(f"{spec.describe()}: {status}")
+            for spec in specs if self.stage == "runs" else []:
+                if store.is_done(spec.key):
+                    status = "done before"
+                else:
+                    try:
+                        status = harness.run(spec)["status"]   # a failing method is recorded there
+                    except Exception as e:                    # what escapes it fails this run only
+                        store.write(failed_record(spec, e, harness.env))
+                        status = "failed"
+                        errors.append(e)
+                    recorded.add(spec.key)
+                statuses[status] = statuses.get(status, 0) + 1
+                log(f"{spec.describe()}: {status}")
+            if errors:
+                raise errors[0]
         except Exception as e:   # not SystemExit: that is submitit requeueing the task
-            store = RecordStore(self.settings.out)
-            env = getattr(harness, "env", None)
             for spec in specs:
-                if not store.is_done(spec.key):
-                    store.write(failed_record(spec, e, env))
-            raise
+                if spec.key not in recorded and not store.is_done(spec.key):
+                    store.write(failed_record(spec, e, getattr(harness, "env", None)))
+            raise                # the Slurm job ends FAILED
         return {"stage": self.stage, "runs": len(specs), "statuses": statuses,
                 "reference_trainings": harness.reference_trainings}
 
