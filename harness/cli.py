@@ -7,7 +7,6 @@ Bad input exits with status 2 and one line naming the value.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 

@@ -2,7 +2,6 @@
 the local executor, failure records, retries, concurrency and job states.
 The same code against a real Slurm cluster: tests/test_slurm.py."""
 import json
-import os
 import pickle
 import subprocess
 import sys
