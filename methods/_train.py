@@ -183,8 +183,9 @@ def fit(
                  ``weights_only=True``) and made by this same training (same
                  configuration, data size and parameters), removed when
                  training completes.  Default: one from :func:`auto_checkpoint`
-                 when called inside it.  A resumed training ends with exactly
-                 the weights of an uninterrupted one.
+                 when called inside it.  A resumed training first reruns
+                 ``after_epoch`` of the epoch it resumes after, then ends with
+                 exactly the weights of an uninterrupted one.
     Raises :class:`Diverged` as soon as a loss is NaN or infinite.
 
     A model that knows where this training ends (``model.sgd_limit(x, targets)``,
@@ -237,6 +238,8 @@ def fit(
     if auto is not None and result.start_epoch:
         auto.resumed_from.append(result.start_epoch)
     model.train(train_mode)
+    if result.start_epoch and after_epoch is not None:
+        after_epoch(result.start_epoch - 1, model)   # the hook the interrupted attempt ran after its checkpoint
     for epoch in range(result.start_epoch, cfg.epochs):
         total_loss = 0.0
         for idx in _batches(n, cfg.batch_size, generator, device):
@@ -265,8 +268,8 @@ def fit(
             result.steps += 1
             total_loss += loss.item() * len(idx)
         result.losses.append(total_loss / n)
-        if after_epoch is not None:
-            after_epoch(epoch, model)
+        # checkpoint between the epoch and its hook: a resumed fit replays the hook
+        # (which may hold method state, e.g. a penalty schedule) from the same point
         if checkpoint is not None and epoch + 1 < cfg.epochs:
             _save_atomic({
                 "signature": signature, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -277,6 +280,8 @@ def fit(
                 "extra_queue": torch.cat(extra_queue).cpu() if extra_queue else torch.zeros(0, dtype=torch.long),
                 "epoch": epoch + 1, "steps": result.steps, "losses": result.losses,
             }, Path(checkpoint))
+        if after_epoch is not None:
+            after_epoch(epoch, model)
     result.epochs = cfg.epochs
     result.last_loss = result.losses[-1] if result.losses else float("nan")
     if checkpoint is not None and Path(checkpoint).exists():

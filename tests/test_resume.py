@@ -29,22 +29,23 @@ def _model():
     return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))  # dropout: global RNG
 
 
-def _loss(model, batch, extra):
-    ce = nn.functional.cross_entropy
-    return ce(model(batch[0]), batch[1]) - 0.1 * ce(model(extra[0]), extra[1])
-
-
 def _train(checkpoint=None, stop_after=None):
     data, extra = _problem()
     model = _model()
     cfg = TrainConfig(epochs=6, batch_size=16, lr=0.05, schedule="cosine", warmup_epochs=1)
+    generator = torch.Generator().manual_seed(7)
+    state = {"weight": 0.1}     # method state kept by a hook, as l1_sparse or muso keep theirs
+
+    def loss(model, batch, extra_batch):
+        ce = nn.functional.cross_entropy
+        return ce(model(batch[0]), batch[1]) - state["weight"] * ce(model(extra_batch[0]), extra_batch[1])
 
     def after_epoch(epoch, m):
+        state["weight"] = 0.2 * torch.rand(1, generator=generator).item() / (epoch + 1)
         if stop_after is not None and epoch + 1 == stop_after:
             raise Interrupt
     torch.manual_seed(123)   # the global generator, as the harness seeds it before a method
-    result = fit(model, _loss, data, cfg, torch.Generator().manual_seed(7), extra=extra,
-                 after_epoch=after_epoch, checkpoint=checkpoint)
+    result = fit(model, loss, data, cfg, generator, extra=extra, after_epoch=after_epoch, checkpoint=checkpoint)
     return model, result
 
 
@@ -52,10 +53,10 @@ def test_interrupted_fit_resumes_to_identical_weights(tmp_path):
     reference, ref_result = _train()
     ckpt = tmp_path / "fit.ckpt"
     with pytest.raises(Interrupt):
-        _train(ckpt, stop_after=4)   # killed during epoch 4's bookkeeping: the last checkpoint is after epoch 3
+        _train(ckpt, stop_after=4)   # killed in the hook after epoch 4, after its checkpoint
     assert ckpt.exists()
     resumed, result = _train(ckpt)
-    assert result.start_epoch == 3 and result.steps == ref_result.steps
+    assert result.start_epoch == 4 and result.steps == ref_result.steps
     assert result.losses == ref_result.losses
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
@@ -69,7 +70,8 @@ def test_checkpoint_of_another_training_is_ignored(tmp_path):
     data, extra = _problem()
     model = _model()
     other = TrainConfig(epochs=6, batch_size=32, lr=0.05)      # another configuration: starts afresh
-    result = fit(model, _loss, data, other, torch.Generator().manual_seed(7), extra=extra, checkpoint=ckpt)
+    loss = lambda m, b, e: nn.functional.cross_entropy(m(b[0]), b[1])
+    result = fit(model, loss, data, other, torch.Generator().manual_seed(7), extra=extra, checkpoint=ckpt)
     assert result.start_epoch == 0
 
 
@@ -82,7 +84,7 @@ def test_auto_checkpoint_gives_each_fit_call_its_own_file(tmp_path):
     with auto_checkpoint(tmp_path) as auto:
         first, _ = _train()
         second, result = _train()
-    assert auto.resumed_from == [4] and result.start_epoch == 4
+    assert auto.resumed_from == [5] and result.start_epoch == 5
     reference, _ = _train()
     for a, b in zip(reference.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
@@ -133,7 +135,7 @@ def test_method_killed_mid_training_resumes_in_the_harness(tmp_path, interruptib
     assert not harness.store.path(spec.key).exists()
     assert (tmp_path / "cache" / "checkpoints" / spec.key / "fit-0.ckpt").exists()
     resumed = Harness(out=tmp_path / "a", cache_dir=tmp_path / "cache").run(spec)   # the requeued attempt
-    assert resumed["status"] == "ok" and resumed["resumed_from_epoch"] == [4]
+    assert resumed["status"] == "ok" and resumed["resumed_from_epoch"] == [5]
     assert not (tmp_path / "cache" / "checkpoints" / spec.key).exists()          # cleaned up with the record
 
     # the same training uninterrupted (interrupt_at only changes the key) gives the same model
