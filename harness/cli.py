@@ -93,11 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered methods, datasets, models and scenarios")
     p.set_defaults(handler=cmd_list)
 
-    p = sub.add_parser("leaderboard", help="aggregate records into OUT/summary.csv and leaderboard.md")
+    p = sub.add_parser("leaderboard", help="aggregate records into OUT/summary.csv and leaderboard.md, redraw the figures")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--leaderboard", metavar="FILE",
                    help="output path (default: leaderboard.md beside OUT when OUT is named 'results', "
                         "else OUT/leaderboard.md)")
+    p.add_argument("--no-figures", action="store_true", help="do not redraw OUT/figures/*.png")
     p.set_defaults(handler=cmd_leaderboard)
 
     p = sub.add_parser("exactness", help="MUSO's theorem on real data: rf_linear, every method's parameter "
@@ -112,6 +113,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="well-conditioned bandwidth for the GD/SGD iterates table; 0 skips it (default: 2)")
     p.add_argument("--data-root", dest="data_root", help="folder holding the Fashion-MNIST files")
     p.set_defaults(handler=cmd_exactness)
+
+    p = sub.add_parser("plot", help="draw the figures of the records in OUT to OUT/figures/*.png (seaborn)")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.set_defaults(handler=cmd_plot)
+
+    p = sub.add_parser(
+        "submit", help="run a new method under the standard protocol, validate and rank it (docs/adding-a-method.md)",
+        description="Run a method that is not part of unlearnbench on a preset's grid (default: the default "
+                    "benchmark), reusing cached reference models; refuse it (exit 2, no record) if it changes the "
+                    "original in place, returns another architecture or non-finite weights, reaches for the test "
+                    "data, fails or does not import; otherwise write its records, community/NAME/ and the "
+                    "leaderboard, and print its rows and ranks beside the registered methods'.")
+    p.add_argument("source", nargs="?", metavar="FILE.py[:NAME]", help="a Python file that registers the method")
+    p.add_argument("--method", metavar="MODULE[:NAME] | NAME",
+                   help="or an importable module (package.module:NAME) or an installed plugin's method name")
+    p.add_argument("--preset", metavar="NAME", help="configs/NAME.toml or a TOML file (default: default)")
+    p.add_argument("--method-arg", action="append", metavar="NAME.KEY=VALUE",
+                   help="override one of the submitted method's hyperparameters (repeatable)")
+    p.add_argument("--force", action="store_true", help="rerun the submission's runs even if they have records")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard and figures")
+    o = p.add_argument_group("where and how")
+    o.add_argument("--out", help="results folder (default: results)")
+    o.add_argument("--cache-dir", dest="cache_dir", help="reference-model cache (default: OUT/cache)")
+    o.add_argument("--data-root", dest="data_root", help="folder holding the dataset files")
+    o.add_argument("--download", action="store_true", help="allow downloading datasets that support it")
+    o.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.set_defaults(handler=cmd_submit)
     return parser
 
 
@@ -122,6 +150,28 @@ class Progress:
         self.total, self.done, self.stream = total, 0, stream
         self.tty = stream.isatty()
         self.start = time.perf_counter()
+        self.current = ""
+
+    def _bar(self, done: float) -> str:
+        width = 24
+        filled = int(width * done / max(1, self.total))
+        return "#" * filled + "." * (width - filled)
+
+    def begin(self, label: str) -> None:
+        """A run starts: the methods' ``ctx.progress`` calls now refer to it."""
+        self.current = label
+        self.step(0.0)
+
+    def step(self, fraction: float, message: str = "") -> None:
+        """A method's ``ctx.progress(fraction, message)``: redraw the bar (terminals only)."""
+        if not self.tty or not self.current:
+            return
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        elapsed = time.perf_counter() - self.start
+        line = (f"[{self._bar(self.done + fraction)}] {self.done}/{self.total} {elapsed:6.0f}s  "
+                f"{self.current} {100 * fraction:3.0f}% {message}")
+        self.stream.write("\r\033[K" + line[:160])
+        self.stream.flush()
 
     def log(self, message: str) -> None:
         if self.tty:
@@ -131,11 +181,9 @@ class Progress:
 
     def update(self, label: str, status: str = "") -> None:
         self.done += 1
+        self.current = ""
         elapsed = time.perf_counter() - self.start
-        width = 24
-        filled = int(width * self.done / max(1, self.total))
-        bar = "#" * filled + "." * (width - filled)
-        line = f"[{bar}] {self.done}/{self.total} {elapsed:6.0f}s  {label} {status}"
+        line = f"[{self._bar(self.done)}] {self.done}/{self.total} {elapsed:6.0f}s  {label} {status}"
         if self.tty:
             self.stream.write("\r\033[K" + line[:160])
             if self.done == self.total:
@@ -157,13 +205,12 @@ def cmd_run(args) -> int:
             print(f"{s.key}  {s.describe()}")
         print(f"{len(specs)} runs")
         return 0
-    from .leaderboard import write_leaderboard
     from .runner import Harness
 
     _set_threads(args.cpus_per_task)
     progress = Progress(len(specs))
     harness = Harness(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root,
-                      device=grid.device, download=grid.download, log=progress.log)
+                      device=grid.device, download=grid.download, log=progress.log, method_progress=progress.step)
     for name in grid.datasets:  # missing data fails here, before anything is written
         harness.dataset(name)
     counts: dict[str, int] = {}
@@ -173,6 +220,7 @@ def cmd_run(args) -> int:
             skipped += 1
             progress.update(spec.describe(), "(done)")
             continue
+        progress.begin(spec.describe())
         record = harness.run(spec)
         counts[record["status"]] = counts.get(record["status"], 0) + 1
         status = record["status"]
@@ -184,8 +232,7 @@ def cmd_run(args) -> int:
           f"{harness.reference_trainings} reference models trained; "
           f"{time.perf_counter() - progress.start:.1f} s", file=sys.stderr)
     if not args.no_leaderboard:
-        csv_path, md_path = write_leaderboard(grid.out, args.leaderboard)
-        print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
+        _publish(grid.out, args.leaderboard)
     return 1 if counts.get("failed") or counts.get("diverged") else 0
 
 
@@ -263,11 +310,21 @@ def cmd_list(args) -> int:
     from .models import get_model, list_models
     from .spec import SCENARIOS
 
+    from unlearnbench.methods import UnknownMethod, method_origin
+
+    from .errors import UsageError
+
+    try:
+        names = list_methods()
+    except UnknownMethod as e:   # a broken plugin
+        raise UsageError(str(e)) from None
     print("methods:")
-    for name in list_methods():
+    for name in names:
         info = get_method(name)
         defaults = ", ".join(f"{k}={v}" for k, v in info.defaults().items())
-        print(f"  {name:18s} {info.summary}" + (f"  [{defaults}]" if defaults else ""))
+        origin = method_origin(name)
+        print(f"  {name:18s} {info.summary}" + (f"  [{defaults}]" if defaults else "")
+              + ("" if origin == "built-in" else f"  ({origin})"))
     print("datasets:")
     for name in D.list_datasets():
         print(f"  {name:18s} {D.DATASETS[name][2]}")
@@ -280,11 +337,50 @@ def cmd_list(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    _publish(args.out, args.leaderboard, figures=not args.no_figures)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .figures import write_figures
+
+    for path, _, panels in write_figures(args.out):
+        print(f"wrote {path} ({panels} panels)")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from .submit import comparison, load_submission, run_submission, write_community
+
+    submission = load_submission(args.source, args.method)
+    _set_threads()
+    progress = Progress(0)
+    result = run_submission(submission, args, progress)
+    out = result["grid"].out
+    if not args.no_leaderboard:
+        _publish(out, None)
+    text = comparison(out, submission.name, result["specs"])
+    folder = write_community(submission, args, result, text)
+    print(text)
+    reused = f" ({result['reused']} reused from earlier records)" if result["reused"] else ""
+    print(f"accepted: {len(result['specs'])} runs of {submission.name!r}{reused}; wrote {folder}", file=sys.stderr)
+    for line in result["failed_baselines"]:
+        print(f"  note: baseline {line}", file=sys.stderr)
+    return 0
+
+
+def _publish(out, leaderboard=None, figures: bool = True) -> None:
+    """Regenerate summary.csv, leaderboard.md and (unless told not to) the figures."""
     from .leaderboard import write_leaderboard
 
-    csv_path, md_path = write_leaderboard(args.out, args.leaderboard)
-    print(f"wrote {csv_path} and {md_path}")
-    return 0
+    csv_path, md_path = write_leaderboard(out, leaderboard)
+    print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
+    if figures:
+        from .figures import write_figures
+
+        written = write_figures(out)
+        if written:
+            print(f"drew {len(written)} figures in {written[0][0].parent}", file=sys.stderr)
 
 
 def cmd_exactness(args) -> int:

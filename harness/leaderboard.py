@@ -1,9 +1,12 @@
 """Records → ``summary.csv`` and ``leaderboard.md``.
 
-One table per dataset × model × scenario; Original and Retrain first, then
-methods ranked by Avg. Gap; every metric as mean ± std over seeds.  The output
-is a pure function of the records (no clock, no machine), so the committed
-leaderboard can be checked against regeneration.
+A short header (what was run, how to reproduce it, every metric's definition
+and direction), an overall ranking (mean rank by Avg. Gap across tables), one
+table per dataset × model × scenario — Original and Retrain first, then
+methods ranked by Avg. Gap, every metric as mean ± std over seeds, the best
+value of each metric in bold — and links to the figures (harness/figures.py).
+The output is a pure function of the records (no clock, no machine, no file
+system), so the committed leaderboard can be checked against regeneration.
 """
 from __future__ import annotations
 
@@ -22,6 +25,9 @@ METRICS = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc", "test_acc_forg
            "js_forget", "avg_gap", "avg_gap_muso", "time_s", "rte"]
 REFERENCE_ORDER = {"original": 0, "retrain": 1}
 REGENERATE = "unlearnbench leaderboard"
+RANK_METRIC = "avg_gap"       # the overall ranking: mean rank by Avg. Gap across tables
+COMMUNITY = "community"       # submissions' folders, beside the leaderboard
+FIGURES_DIR = "figures"       # inside the results folder
 
 # Extra sections appended by other commands' renderers: (title, "module:function"),
 # each function takes the results folder and returns markdown or None.
@@ -46,7 +52,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         row = {"dataset": c["dataset"], "model": c["model"], "scenario_kind": sc["kind"],
                "ratio": sc.get("ratio", np.nan), "forget_class": sc.get("forget_class", np.nan),
                "method": c["method"], "seed": c["seed"], "status": r["status"],
-               "hyper": c.get("hyper", {}), "key": r["key"], "message": r.get("message")}
+               "hyper": c.get("hyper", {}), "key": r["key"], "message": r.get("message"),
+               "community": bool(r.get("submission"))}
         for k, v in (r.get("sizes") or {}).items():
             row[f"n_{k}"] = v
         for m in METRICS:
@@ -73,6 +80,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     keys = TABLE_KEYS + ["method", "variant"]
     grouped = ok.groupby(keys, dropna=False)
     summary = grouped.size().rename("n_seeds").to_frame()
+    summary["community"] = grouped["community"].any()
     for m in METRICS:
         summary[f"{m}_mean"] = grouped[m].mean()
         summary[f"{m}_std"] = grouped[m].std(ddof=0)
@@ -108,6 +116,90 @@ def _scenario_label(row) -> str:
     return str(row["scenario_kind"])
 
 
+def table_label(row) -> str:
+    return f"{row['dataset']} · {row['model']} · {_scenario_label(row)}"
+
+
+def method_label(row, link: bool = True) -> str:
+    """``method (variant)``; a community submission links to its README."""
+    name = row["method"] + (f" ({row['variant']})" if row["variant"] else "")
+    if link and bool(row.get("community", False)):
+        return f"[{name}]({COMMUNITY}/{row['method']}/README.md)"
+    return name
+
+
+def direction(metric: str) -> str | None:
+    """How a metric is judged, read from its DEFINITIONS entry: "closer" (to
+    Retrain; wins over "higher" in "higher; closer to Retrain", as in Avg. Gap),
+    "higher" or "lower"; None if the entry says none of these."""
+    text = DEFINITIONS[metric][2].lower()
+    if "closer to retrain" in text:
+        return "closer"
+    for kind in ("higher", "lower"):
+        if text.startswith(kind):
+            return kind
+    return None
+
+
+def best_rows(rows: pd.DataFrame, metric: str) -> set:
+    """Index labels of the method rows (references excluded) holding the best
+    mean of ``metric``; empty when there is nothing to tell apart."""
+    candidates = rows.loc[~rows["method"].isin(list(REFERENCE_ORDER)), f"{metric}_mean"].dropna()
+    kind = direction(metric)
+    if kind is None or len(candidates) < 2:
+        return set()
+    if kind == "closer":
+        ref = rows.loc[rows["method"] == "retrain", f"{metric}_mean"].dropna()
+        if ref.empty:
+            return set()
+        score = (candidates - ref.iloc[0]).abs()
+    else:
+        score = -candidates if kind == "higher" else candidates
+    best = np.isclose(score, score.min(), rtol=1e-9, atol=1e-12)
+    return set() if best.all() else set(score.index[best])
+
+
+def table_ranks(summary: pd.DataFrame) -> pd.DataFrame:
+    """Method rows (references excluded) with their ``table`` label and
+    ``rank`` inside it by mean Avg. Gap (1 = best, ties share the better rank)."""
+    rows = summary[~summary["method"].isin(list(REFERENCE_ORDER)) & summary[f"{RANK_METRIC}_mean"].notna()].copy()
+    if rows.empty:
+        return rows.assign(table=[], rank=[])
+    rows["table"] = [table_label(r) for _, r in rows.iterrows()]
+    rows["rank"] = rows.groupby(TABLE_KEYS, dropna=False)[f"{RANK_METRIC}_mean"].rank(method="min")
+    return rows
+
+
+def overall_ranking(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per method (and variant): mean rank across the tables it ran
+    in, their number, and its rank in each (columns named by table label,
+    in the order of the results section)."""
+    ranks = table_ranks(summary)
+    if ranks.empty:
+        return pd.DataFrame()
+    tables = list(dict.fromkeys(ranks["table"]))
+    wide = ranks.pivot_table(index=["method", "variant"], columns="table", values="rank", aggfunc="first")
+    out = pd.DataFrame({
+        "mean_rank": ranks.groupby(["method", "variant"])["rank"].mean(),
+        "tables": ranks.groupby(["method", "variant"])["rank"].size(),
+        "community": ranks.groupby(["method", "variant"])["community"].any(),
+    }).join(wide[tables]).reset_index()
+    out = out.sort_values(["mean_rank", "tables", "method", "variant"], ascending=[True, False, True, True])
+    out.insert(0, "overall", out["mean_rank"].rank(method="min").astype(int))
+    return out.reset_index(drop=True)
+
+
+def ranking_markdown(ranking: pd.DataFrame) -> str:
+    tables = [c for c in ranking.columns if c not in ("overall", "method", "variant", "mean_rank", "tables", "community")]
+    lines = ["| # | method | mean rank | tables | " + " | ".join(tables) + " |",
+             "|" + "---|" * (4 + len(tables))]
+    for _, r in ranking.iterrows():
+        cells = ["—" if pd.isna(r[t]) else str(int(r[t])) for t in tables]
+        lines.append(f"| {r['overall']} | {method_label(r)} | {r['mean_rank']:.2f} | {int(r['tables'])} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
     first = rows.iloc[0]
     metrics = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc"]
@@ -116,18 +208,21 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
     metrics += ["mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel", "js_forget",
                 "avg_gap", "avg_gap_muso", "time_s", "rte"]
     header = ["method"] + [DEFINITIONS[m][0] for m in metrics] + ["seeds"]
-    lines = [f"### {first['dataset']} · {first['model']} · {_scenario_label(first)}", ""]
+    lines = [f"### {table_label(first)}", ""]
     sizes = [f"|D_r| = {int(first['n_retain'])}", f"|D_f| = {int(first['n_forget'])}",
              f"|test| = {int(first['n_test'])}"] if "n_retain" in first and not pd.isna(first["n_retain"]) else []
-    if sizes:
-        lines += [" · ".join(sizes), ""]
+    seeds = sorted(set(rows["n_seeds"].astype(int)))
+    sizes.append(f"{'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''} per row")
+    lines += [" · ".join(sizes), ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
-    for _, r in rows.iterrows():
-        name = r["method"] + (f" ({r['variant']})" if r["variant"] else "")
+    best = {m: best_rows(rows, m) for m in metrics}
+    for i, r in rows.iterrows():
+        name = method_label(r)
         if r["method"] in REFERENCE_ORDER:
             name = f"**{name}**"
         cells = [_fmt(r[f"{m}_mean"], r[f"{m}_std"], m) for m in metrics]
+        cells = [f"**{c}**" if i in best[m] else c for c, m in zip(cells, metrics)]
         lines.append("| " + " | ".join([name] + cells + [str(int(r["n_seeds"]))]) + " |")
     bad = statuses[statuses["status"] != "ok"]
     for (method, status), g in bad.groupby(["method", "status"]):
@@ -139,24 +234,65 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
 
 def definitions_markdown() -> str:
     lines = ["| metric | column | definition | better |", "|---|---|---|---|"]
-    for name, (label, definition, direction) in DEFINITIONS.items():
-        lines.append(f"| `{name}` | {label} | {definition} | {direction} |")
+    for name, (label, definition, direction_) in DEFINITIONS.items():
+        lines.append(f"| `{name}` | {label} | {definition} | {direction_} |")
     return "\n".join(lines) + "\n"
 
 
-def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
+def _listing(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """What was run and how to reproduce it, derived from the records."""
+    regenerate = REGENERATE + ("" if out.as_posix() == "results" else f" --out {out.as_posix()}")
     parts = [
         "# unlearnbench leaderboard", "",
-        f"Generated from the run records in `{out.as_posix()}/runs/` by `{REGENERATE}`"
-        + ("" if out.as_posix() == "results" else f" --out {out.as_posix()}") + "; do not edit by hand.",
-        "Reproduce the default tables from scratch with `make benchmark` (or `unlearnbench run`).", "",
-        "Every number is a mean ± standard deviation (ddof 0) over seeds; `seeds` counts them.  "
-        "Each seed fixes θ₀, the forget set and the data order; the Retrain reference starts from the "
-        "same θ₀ as the Original, with identical hyperparameters.  Rows: **original** and **retrain** "
-        "first, then methods by Avg. Gap (SalUn convention, lower is better).", "",
+        f"Generated from the run records in `{out.as_posix()}/runs/` by `{regenerate}` (which also redraws the "
+        "figures); do not edit by hand.", "",
+    ]
+    if not df.empty and "status" in df:
+        statuses = ", ".join(f"{n} {k}" for k, n in df["status"].value_counts().sort_index().items())
+        scenarios = list(dict.fromkeys(_scenario_label(r) for _, r in summary.iterrows())) if not summary.empty else []
+        methods = [m for m in REFERENCE_ORDER if m in set(df["method"])] + sorted(set(df["method"]) - set(REFERENCE_ORDER))
+        parts += [
+            f"**What was run.** {len(df)} runs ({statuses}): datasets {_listing(sorted(set(df['dataset'])))}; "
+            f"models {_listing(sorted(set(df['model'])))}; scenarios {_listing(scenarios)}; "
+            f"seeds {_listing(sorted(set(int(s) for s in df['seed'])))}; methods {_listing(methods)}.", "",
+        ]
+    parts += [
+        "**Reproduce.** `make benchmark` (or `unlearnbench run`, the preset `configs/default.toml`) reruns the "
+        "default tables from scratch; `unlearnbench run --config NAME` runs the preset `configs/NAME.toml`; "
+        f"a community submission (a linked name) is rerun by the command in its `{COMMUNITY}/<name>/README.md`.", "",
+        "**Reading the tables.** Every number is a mean ± standard deviation (ddof 0) over seeds; `seeds` counts "
+        "them.  Each seed fixes θ₀, the forget set and the data order; the Retrain reference starts from the "
+        "same θ₀ as the Original, with identical hyperparameters.  Rows: **original** and **retrain** first, "
+        "then methods by Avg. Gap (SalUn convention, lower is better).  A **bold** value is the best of its "
+        "column among the methods, by the metric's direction below: nearest to Retrain's value for the "
+        "\"closer to Retrain\" metrics, else the highest or lowest.", "",
         "## Metrics", "", definitions_markdown(),
     ]
+    return parts
+
+
+def figure_link(out: Path, name: str) -> str:
+    """A figure's path relative to the leaderboard at its default place (see
+    :func:`default_leaderboard_path`), so links do not depend on the file system."""
+    out = Path(out)
+    return (Path("results") if out.name == "results" else Path(".")).joinpath(FIGURES_DIR, name).as_posix()
+
+
+def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
+    from .figures import plan_figures
+
+    parts = header_markdown(out, df, summary)
     if not summary.empty:
+        ranking = overall_ranking(summary)
+        if not ranking.empty:
+            n_tables = len(summary.groupby(TABLE_KEYS, dropna=False))
+            parts += ["## Overall ranking", "",
+                      f"Rank of each method by Avg. Gap in each of the {n_tables} tables below (1 = closest to "
+                      "Retrain), and their mean over the tables the method ran in.", "", ranking_markdown(ranking)]
         parts += ["## Results", ""]
         for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):
             mask = np.ones(len(df), dtype=bool)
@@ -165,6 +301,11 @@ def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
                 v = first[k]
                 mask &= df[k].isna().to_numpy() if pd.isna(v) else (df[k] == v).to_numpy()
             parts.append(table_markdown(rows, df[mask]))
+        figures = plan_figures(summary)
+        if figures:
+            parts += ["## Figures", "", f"Drawn from the same records by `{REGENERATE}` (or `unlearnbench plot`).", ""]
+            for fig in figures:
+                parts += [f"### {fig.title}", "", fig.caption, "", f"![{fig.title}]({figure_link(out, fig.name)})", ""]
     else:
         parts += ["No successful runs yet.", ""]
     for title, target in SECTIONS:
@@ -184,11 +325,22 @@ def default_leaderboard_path(out: Path) -> Path:
     return out.parent / "leaderboard.md" if out.name == "results" else out / "leaderboard.md"
 
 
+def community_dir(out: Path) -> Path:
+    """Where submissions' folders live: beside the default leaderboard."""
+    return default_leaderboard_path(out).parent / COMMUNITY
+
+
+def load_summary(out) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(records frame, summary) of every record under ``out``."""
+    df = records_frame(RecordStore(Path(out)).all())
+    summary = summarize(df) if not df.empty else pd.DataFrame()
+    return df, summary
+
+
 def write_leaderboard(out, path=None) -> tuple[Path, Path]:
     """Aggregate every record under ``out`` into summary.csv and leaderboard.md."""
     out = Path(out)
-    df = records_frame(RecordStore(out).all())
-    summary = summarize(df) if not df.empty else pd.DataFrame()
+    df, summary = load_summary(out)
     csv_path = out / "summary.csv"
     write_text_atomic(csv_path, summary.to_csv(index=False, float_format="%.6g"))
     md_path = Path(path) if path else default_leaderboard_path(out)

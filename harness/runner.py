@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -32,7 +33,8 @@ from unlearnbench.methods.retrain import retrain as train_retrain
 from unlearnbench.methods._train import auto_checkpoint, fit, supervised_loss
 
 from .augment import get_augmentation
-from .errors import UsageError
+from .errors import InvalidResult, UsageError
+from .guard import method_guard, recording_data_files
 from .evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of,
                        standalone_metrics)
 from .metrics import param_distance
@@ -88,6 +90,10 @@ def file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _fresh_model(name: str, input_spec: InputSpec, model_args: dict, device) -> torch.nn.Module:
+    return build_model(name, input_spec, model_args).to(device)
+
+
 def _load_state(path: Path, device) -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
@@ -101,7 +107,8 @@ def _save_state(state: dict, path: Path) -> None:
 class Harness:
     """Runs :class:`RunSpec` s, sharing data and reference models between them."""
 
-    def __init__(self, out="results", cache_dir=None, data_root=None, device="auto", download=False, log=None):
+    def __init__(self, out="results", cache_dir=None, data_root=None, device="auto", download=False, log=None,
+                 method_progress=None):
         self.out = Path(out)
         self.cache_dir = Path(cache_dir) if cache_dir else self.out / "cache"
         self.data_root = data_root
@@ -109,6 +116,7 @@ class Harness:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.store = RecordStore(self.out)
         self.log = log or (lambda msg: None)
+        self.method_progress = method_progress   # receives the methods' ctx.progress(fraction, message) calls
         self._datasets: dict = {}
         self._data: dict = {}
         self._forget: dict = {}
@@ -122,7 +130,8 @@ class Harness:
     def dataset(self, name: str) -> D.Dataset:
         if name not in self._datasets:
             try:
-                self._datasets[name] = D.load_dataset(name, root=self.data_root, download=self.download)
+                with recording_data_files():   # the files read here are off limits to methods
+                    self._datasets[name] = D.load_dataset(name, root=self.data_root, download=self.download)
             except D.DataError as e:
                 raise UsageError(f"dataset {name!r}: {e}") from None
         return self._datasets[name]
@@ -287,13 +296,17 @@ class Harness:
 
     def _context(self, spec: RunSpec, original, theta0, split, generator) -> Context:
         data = self.data(spec)
+        # Nothing in the context may lead back to the harness (and its test split): make_model is
+        # a partial of a module-level function, not a closure over self.
+        make_model = functools.partial(_fresh_model, spec.model, data.spec, dict(spec.model_args), self.device)
+        extra = {"progress": self.method_progress} if self.method_progress else {}
         return Context(
             model=copy.deepcopy(original).requires_grad_(True) if original is not None else None,
             original=original, retain=split["retain"], forget=split["forget"], val=split["val"],
-            theta0=theta0, make_model=lambda: self.make_model(spec), train_config=spec.train,
+            theta0=theta0, make_model=make_model, train_config=spec.train,
             num_classes=data.ds.num_classes, device=self.device, generator=generator,
             scenario=spec.scenario.kind, forget_class=self._forget_class(spec),
-            augment=get_augmentation(data.ds.augment), seed=spec.seed)
+            augment=get_augmentation(data.ds.augment), seed=spec.seed, **extra)
 
     # ---- one run ---------------------------------------------------------
     def unlearn(self, spec: RunSpec, refs: References):
@@ -310,7 +323,8 @@ class Harness:
         torch.manual_seed(derive_seed(spec.seed, "unlearn-global", spec.method))
         before = {k: v.clone() for k, v in refs.original.state_dict().items()}
         t0 = time.perf_counter()
-        model = info.fn(ctx, hyper)
+        with method_guard(spec.method, protected_dirs=[self.cache_dir / "retrain"]):
+            model = info.fn(ctx, hyper)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
@@ -321,14 +335,14 @@ class Harness:
         after = refs.original.state_dict()
         if any(not torch.equal(before[k], after[k]) for k in before):
             refs.original.load_state_dict(before)
-            raise RuntimeError(f"method {spec.method!r} modified the original model in place; "
-                               "change and return ctx.model (a copy) instead")
+            raise InvalidResult(f"method {spec.method!r} modified the original model in place; "
+                                "change and return ctx.model (a copy) instead")
         if not isinstance(model, torch.nn.Module) or type(model) is not type(refs.original):
-            raise RuntimeError(f"method {spec.method!r} returned {type(model).__name__}, "
-                               f"expected a {type(refs.original).__name__}")
+            raise InvalidResult(f"method {spec.method!r} returned {type(model).__name__}, "
+                                f"expected a {type(refs.original).__name__}")
         shapes = {k: tuple(v.shape) for k, v in model.named_parameters()}
         if shapes != {k: tuple(v.shape) for k, v in refs.original.named_parameters()}:
-            raise RuntimeError(f"method {spec.method!r} returned a model with different parameters")
+            raise InvalidResult(f"method {spec.method!r} returned a model with different parameters")
         for name, p in model.named_parameters():
             if not torch.isfinite(p).all():
                 raise Diverged(f"parameter {name} is not finite after unlearning")

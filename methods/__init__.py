@@ -4,21 +4,25 @@
     >>> get_method("finetune").defaults()
 
 Every module in this package whose name does not start with ``_`` is
-imported on first use, so adding a method is adding one file.
+imported on first use, so adding a method is adding one file.  Methods of
+installed packages (entry-point group ``unlearnbench.methods``) are
+discovered by ``list_methods()`` / ``get_method()``; see
+docs/adding-a-method.md.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
 
-from ._api import (Context, MethodInfo, Split, UnknownMethod, get_method, list_methods,
-                   register_method, unregister_method)
+from ._api import (ENTRY_POINT_GROUP, Context, MethodImportError, MethodInfo, Split, UnknownMethod,
+                   discover_methods, get_method, list_methods, method_origin, register_method,
+                   unregister_method)
 from ._train import Diverged, TrainConfig, cross_entropy, fit, supervised_loss
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Context", "Diverged", "MethodInfo", "Split", "TrainConfig", "UnknownMethod",
-           "cross_entropy", "fit", "get_method", "list_methods", "register_method", "supervised_loss",
-           "unregister_method"]
+__all__ = ["ENTRY_POINT_GROUP", "Context", "Diverged", "MethodImportError", "MethodInfo", "Split", "TrainConfig",
+           "UnknownMethod", "cross_entropy", "discover_methods", "fit", "get_method", "list_methods",
+           "method_origin", "register_method", "supervised_loss", "unregister_method"]

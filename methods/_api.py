@@ -16,7 +16,17 @@ as a dataclass of typed defaults::
 
 The function receives ``ctx.model``, a private copy of the original model on
 ``ctx.device``, and returns the unlearned model (usually that same object).
-It never sees the test set.
+It never sees the test set.  Every field of ``Hyper`` can be overridden from
+the command line (``--method-arg finetune.lr=0.05``) or a TOML preset
+(``[method_args.finetune]``); values are converted to the annotated type.
+
+Where methods come from (see docs/adding-a-method.md):
+
+- the files of this package (one file per method, imported on first use);
+- installed packages, through the entry-point group ``unlearnbench.methods``
+  (the entry point's name is the method's name, its value the module that
+  registers it); :func:`list_methods` and :func:`get_method` discover them;
+- a plain file or module handed to ``unlearnbench submit``.
 """
 from __future__ import annotations
 
@@ -34,6 +44,10 @@ from ._train import TrainConfig
 
 class UnknownMethod(ValueError):
     """An unknown method name or hyperparameter; the message lists what is accepted."""
+
+
+class MethodImportError(UnknownMethod):
+    """A method's code failed to import (an installed plugin or a submitted file)."""
 
 
 @dataclass
@@ -63,8 +77,16 @@ class Context:
     make_model:   builds a new, randomly initialised model of the same architecture
     train_config: the hyperparameters the original and the retrain reference used
     augment:      the dataset's batch-wise training augmentation (or None)
+    num_classes:  number of classes of the dataset
+    device:       where the model and the data live
     generator:    seeded CPU generator: use it for every random choice
-    progress:     ``progress(fraction, message="")`` reports progress (optional)
+    scenario:     "random" or "class" (``forget_class`` is set for "class")
+    seed:         the run's seed (θ₀, the forget set and ``generator`` derive from it)
+    progress:     ``progress(fraction, message="")``, fraction in [0, 1]:
+                  shown on the command line's progress bar (optional to call)
+
+    The test split is never part of the context, and while the method runs
+    the harness refuses any attempt to load it (see harness/guard.py).
     """
 
     model: nn.Module
@@ -180,7 +202,50 @@ def register_method(name: str, *, hyper: type | None = None,
     return decorate
 
 
+ENTRY_POINT_GROUP = "unlearnbench.methods"
+_PLUGINS: dict[str, str] = {}            # method name -> "distribution version" that installed it
+_LOADED_ENTRY_POINTS: set[tuple[str, str]] = set()
+
+
+def discover_methods() -> None:
+    """Import the methods installed packages declare in the entry-point group
+    ``unlearnbench.methods``, e.g. in the package's pyproject.toml::
+
+        [project.entry-points."unlearnbench.methods"]
+        my_method = "my_package.my_method"    # a module that calls @register_method("my_method")
+
+    The entry point's name must be the name the module registers.  A plugin
+    that fails to import raises :class:`MethodImportError` naming it."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if (ep.name, ep.value) in _LOADED_ENTRY_POINTS:
+            continue
+        dist = getattr(ep, "dist", None)
+        where = f"{ep.name} = {ep.value!r}" + (f" from {dist.name} {dist.version}" if dist else "")
+        try:
+            ep.load()
+        except Exception as e:
+            raise MethodImportError(f"method plugin ({where}) failed to import: {type(e).__name__}: {e}") from e
+        _LOADED_ENTRY_POINTS.add((ep.name, ep.value))
+        if ep.name not in _REGISTRY:
+            raise MethodImportError(f"method plugin ({where}) registered no method named {ep.name!r}; "
+                                    f"the entry point's name must be the registered name")
+        _PLUGINS[ep.name] = f"{dist.name} {dist.version}" if dist else ep.value
+
+
+def method_origin(name: str) -> str:
+    """Where a registered method comes from: "built-in", "plugin <dist> <version>"
+    or the module that registered it."""
+    module = get_method(name).fn.__module__
+    if module.startswith(f"{__package__}."):
+        return "built-in"
+    return f"plugin {_PLUGINS[name]}" if name in _PLUGINS else module
+
+
 def get_method(name: str) -> MethodInfo:
+    if name not in _REGISTRY:
+        discover_methods()   # an installed plugin may provide it
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -188,10 +253,13 @@ def get_method(name: str) -> MethodInfo:
 
 
 def list_methods() -> list[str]:
-    """Registered method names: the reference rows first, then alphabetical."""
+    """Registered method names (installed plugins included): the reference
+    rows first, then alphabetical."""
+    discover_methods()
     refs = [n for n in ("original", "retrain") if n in _REGISTRY]
     return refs + sorted(n for n in _REGISTRY if n not in refs)
 
 
 def unregister_method(name: str) -> None:
     _REGISTRY.pop(name, None)
+    _PLUGINS.pop(name, None)

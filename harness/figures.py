@@ -1,0 +1,262 @@
+"""Figures drawn from the run records with seaborn, to ``<out>/figures/*.png``.
+
+- ``tradeoff_forget_vs_test.png``: forget vs test accuracy, one panel per table, Retrain marked;
+- ``gap_vs_time.png``: Avg. Gap vs unlearning time (log scale), one panel per table;
+- ``param_dist.png``: distance to the Retrain model in parameter space, with error bars;
+- ``metrics_vs_ratio_<dataset>_<model>.png``: every metric against the forget ratio.
+
+Points are the tables' means over seeds and error bars their standard
+deviations (ddof 0), the numbers of leaderboard.md.  :func:`plan_figures` says
+which figures a set of records gives (the leaderboard links them) without
+importing matplotlib; :func:`write_figures` draws them.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .leaderboard import (FIGURES_DIR, METRICS, REFERENCE_ORDER, TABLE_KEYS, load_summary, method_label,
+                          table_label)
+from .metrics import DEFINITIONS
+
+# Units of the metrics on figure axes (the definitions themselves live in metrics.DEFINITIONS).
+UNITS = {"retain_acc": "%", "forget_acc": "%", "test_acc": "%", "unlearn_acc": "%", "mia_efficacy": "%",
+         "mia_entropy": "%", "test_acc_forget_class": "%", "test_acc_other_classes": "%",
+         "param_dist": "L2", "param_dist_rel": "ratio", "js_forget": "nats", "avg_gap": "points",
+         "avg_gap_muso": "points", "time_s": "s", "rte": "×"}
+CLASS_ONLY = ("test_acc_forget_class", "test_acc_other_classes")
+REFERENCE_STYLE = {"original": dict(color="0.55", marker="X"), "retrain": dict(color="black", marker="*")}
+PANEL_COLUMNS = 3          # per-table figures
+METRIC_COLUMNS = 4         # the metric-vs-ratio figure
+RC = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 10.5, "xtick.labelsize": 9.5,
+      "ytick.labelsize": 9.5, "legend.fontsize": 10, "legend.title_fontsize": 10}
+DPI = 110
+
+
+@dataclass
+class FigurePlan:
+    name: str                 # file name inside <out>/figures/
+    title: str
+    caption: str
+    panels: int
+    kind: str
+    select: dict = field(default_factory=dict)   # dataset/model of a metric-vs-ratio figure
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower()
+
+
+def _ratio_metrics(rows: pd.DataFrame) -> list[str]:
+    return [m for m in METRICS if m not in CLASS_ONLY and f"{m}_mean" in rows and rows[f"{m}_mean"].notna().any()]
+
+
+def plan_figures(summary: pd.DataFrame) -> list[FigurePlan]:
+    """The figures the summary gives (pure: no matplotlib, no file system)."""
+    if summary.empty:
+        return []
+    n_tables = len(summary.groupby(TABLE_KEYS, dropna=False))
+    plans = [
+        FigurePlan("tradeoff_forget_vs_test.png", "Forget vs test accuracy",
+                   "Each method's forget accuracy against its test accuracy, per table (mean ± std over seeds). "
+                   "The black star is Retrain, the target; the grey cross is the Original, the starting point.",
+                   n_tables, "tradeoff"),
+        FigurePlan("gap_vs_time.png", "Avg. Gap vs unlearning time",
+                   "Avg. Gap to Retrain (lower is better) against the wall time of the unlearning call, log scale; "
+                   "the black star is Retrain at its training time, the dashed line the Original's gap "
+                   "(no unlearning, time 0).", n_tables, "gap_time"),
+        FigurePlan("param_dist.png", "Distance to Retrain in parameter space",
+                   "‖θ − θ_retrain‖₂ over all parameters, mean ± std over seeds (Retrain itself is at 0); "
+                   "the Original's bar gives the scale.", n_tables, "param_dist"),
+    ]
+    random = summary[summary["scenario_kind"] == "random"]
+    for (dataset, model), rows in random.groupby(["dataset", "model"], sort=True):
+        plans.append(FigurePlan(
+            f"metrics_vs_ratio_{_slug(dataset)}_{_slug(model)}.png", f"Metrics vs forget ratio ({dataset} · {model})",
+            f"Every metric of the random-forgetting tables of {dataset} · {model} against the share of the "
+            "training set forgotten (mean ± std over seeds); Retrain dashed, Original dotted.",
+            len(_ratio_metrics(rows)), "ratio", {"dataset": dataset, "model": model}))
+    return plans
+
+
+# ---- drawing ------------------------------------------------------------------
+def _axis_label(metric: str) -> str:
+    label = DEFINITIONS[metric][0]
+    unit = UNITS.get(metric)
+    return f"{label} ({unit})" if unit else label
+
+
+def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
+    rows = summary.copy()
+    rows["label"] = [method_label(r, link=False) for _, r in rows.iterrows()]
+    return rows
+
+
+def _palette(rows: pd.DataFrame) -> dict[str, tuple]:
+    """One colour per method label, the same in every figure; references in grey / black."""
+    import seaborn as sns
+
+    methods = sorted(set(rows.loc[~rows["method"].isin(list(REFERENCE_ORDER)), "label"]))
+    colours = sns.color_palette("tab10" if len(methods) <= 10 else "husl", max(1, len(methods)))
+    palette = dict(zip(methods, colours))
+    for ref, style in REFERENCE_STYLE.items():
+        palette[ref] = style["color"]   # a reference row's label is its name
+    return palette
+
+
+def _panels(n: int, columns: int, width: float, height: float):
+    from matplotlib.figure import Figure
+
+    ncols = min(columns, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows + 0.9), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, list(axes[:n])
+
+
+def _legend(fig, palette: dict, labels: list[str]) -> None:
+    """One legend for the whole figure, above the panels (never over data)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=palette[label], marker=_marker(label), linestyle="",
+                      markersize=13 if label == "retrain" else 8, label=label) for label in labels]
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 5), frameon=False)
+
+
+def _tables(summary: pd.DataFrame):
+    for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):
+        yield table_label(rows.iloc[0]), rows
+
+
+def _scatter(ax, rows: pd.DataFrame, x: str, y: str, palette: dict) -> None:
+    """Means as markers (seaborn), standard deviations as error bars, Retrain a large star."""
+    import seaborn as sns
+
+    for _, r in rows.iterrows():
+        ax.errorbar(r[f"{x}_mean"], r[f"{y}_mean"], xerr=r[f"{x}_std"], yerr=r[f"{y}_std"], fmt="none",
+                    ecolor=palette[r["label"]], capsize=3, elinewidth=1.1, zorder=1)
+    labels = list(rows["label"])
+    sns.scatterplot(data=rows, x=f"{x}_mean", y=f"{y}_mean", hue="label", style="label", size="label",
+                    palette={l: palette[l] for l in labels}, markers={l: _marker(l) for l in labels},
+                    sizes={l: 260 if l == "retrain" else 70 for l in labels}, ax=ax, legend=False, zorder=2)
+
+
+def _log_axis(ax, which: str) -> None:
+    """Log scale with plain labels at 1-2-5 steps (no crowded minor labels)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set(**{f"{which}scale": "log"})
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _marker(label: str) -> str:
+    return REFERENCE_STYLE.get(label, {}).get("marker", "o")
+
+
+def _draw_tradeoff(rows: pd.DataFrame, palette: dict, legend: list[str]):
+    tables = list(_tables(rows))
+    fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
+    for ax, (title, table) in zip(axes, tables):
+        _scatter(ax, table, "forget_acc", "test_acc", palette)
+        ax.set(title=title, xlabel="forget accuracy, FA (%)", ylabel="test accuracy, TA (%)")
+        ax.margins(0.12)
+    return fig, legend
+
+
+def _draw_gap_time(rows: pd.DataFrame, palette: dict, legend: list[str]):
+    tables = list(_tables(rows))
+    fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
+    for ax, (title, table) in zip(axes, tables):
+        _scatter(ax, table[(table["time_s_mean"] > 0) & table["avg_gap_mean"].notna()], "time_s", "avg_gap", palette)
+        original = table[table["method"] == "original"]
+        if not original.empty:
+            ax.axhline(original["avg_gap_mean"].iloc[0], color=palette["original"], linestyle="--", linewidth=1.2)
+        _log_axis(ax, "x")
+        ax.set(title=title, xlabel="unlearning time (s, log scale)", ylabel="Avg. Gap to Retrain (points)")
+        ax.margins(x=0.15, y=0.1)
+    return fig, legend
+
+
+def _draw_param_dist(rows: pd.DataFrame, palette: dict, legend: list[str]):
+    import seaborn as sns
+
+    tables = list(_tables(rows))
+    fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 0.42 * rows["label"].nunique() + 1.2)
+    for ax, (title, table) in zip(axes, tables):
+        table = table[table["method"] != "retrain"].sort_values("param_dist_mean")
+        sns.barplot(data=table, y="label", x="param_dist_mean", hue="label", ax=ax, legend=False, orient="h",
+                    palette={l: palette[l] for l in table["label"]})
+        ax.errorbar(table["param_dist_mean"], np.arange(len(table)), xerr=table["param_dist_std"], fmt="none",
+                    ecolor="black", capsize=3, elinewidth=1.1)
+        ax.set(title=title, xlabel=f"{DEFINITIONS['param_dist'][0]} (L2 over all parameters)", ylabel="")
+    return fig, []   # the methods are named on the axis
+
+
+def _draw_ratio(rows: pd.DataFrame, palette: dict, legend: list[str], dataset: str, model: str):
+    rows = rows[(rows["scenario_kind"] == "random") & (rows["dataset"] == dataset) & (rows["model"] == model)].copy()
+    rows["ratio_pct"] = rows["ratio"] * 100
+    metrics = _ratio_metrics(rows)
+    fig, axes = _panels(len(metrics), METRIC_COLUMNS, 2.6, 2.3)
+    ratios = sorted(rows["ratio_pct"].unique())
+    for ax, metric in zip(axes, metrics):
+        for label, g in rows.sort_values("ratio_pct").groupby("label", sort=True):
+            ax.errorbar(g["ratio_pct"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"], color=palette[label],
+                        linestyle={"original": ":", "retrain": "--"}.get(label, "-"), marker=_marker(label),
+                        markersize=9 if label == "retrain" else 5, capsize=2, linewidth=1.4)
+        ax.set_xticks(ratios, [f"{r:g}%" for r in ratios])
+        ax.set_ylabel(_axis_label(metric))
+        if metric == "time_s":
+            _log_axis(ax, "y")
+        ax.margins(x=0.12)
+    fig.supxlabel("forget ratio (% of the training set, random forgetting)")
+    return fig, [label for label in legend if label in set(rows["label"])]
+
+
+DRAW = {"tradeoff": _draw_tradeoff, "gap_time": _draw_gap_time, "param_dist": _draw_param_dist,
+        "ratio": _draw_ratio}
+
+
+def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
+    """Draw every planned figure of the records under ``out`` into
+    ``figures_dir`` (default ``<out>/figures``); returns (path, plan, panels
+    drawn).  Stale figures of ours that the records no longer give are removed."""
+    import matplotlib
+    import seaborn as sns
+
+    out = Path(out)
+    folder = Path(figures_dir) if figures_dir else out / FIGURES_DIR
+    _, summary = load_summary(out)
+    plans = plan_figures(summary)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if plans:
+        rows = _labelled(summary)
+        palette = _palette(rows)
+        legend_order = [r for r in REFERENCE_ORDER if r in set(rows["method"])] + \
+            sorted(set(rows.loc[~rows["method"].isin(list(REFERENCE_ORDER)), "label"]))
+        with sns.axes_style("whitegrid"), matplotlib.rc_context(RC):
+            for plan in plans:
+                fig, labels = DRAW[plan.kind](rows, palette, legend_order, **plan.select)
+                if labels:
+                    _legend(fig, palette, labels)
+                path = folder / plan.name
+                tmp = folder / f".{plan.name}.tmp.png"
+                fig.savefig(tmp, dpi=DPI, metadata={"Software": None})
+                os.replace(tmp, path)
+                written.append((path, plan, len(fig.axes)))
+    keep = {plan.name for plan in plans}
+    for stale in folder.glob("*.png"):
+        if stale.name not in keep and stale.name.startswith(("tradeoff_", "gap_vs_time", "param_dist", "metrics_vs_ratio_")):
+            stale.unlink()
+    return written

@@ -1,0 +1,156 @@
+"""Keeps the test data (and the Retrain answer key) away from a method while it runs.
+
+A method gets everything it may use in its :class:`Context`, which never holds
+the test split.  But a method is arbitrary Python: it could load the dataset
+again, call scikit-learn's or torchvision's loader, open the data files, or
+read the cached Retrain model, which is the very model it is scored against.
+While a method runs, :func:`method_guard` refuses all of these:
+
+- ``unlearnbench.datasets.load_dataset`` (it raises the audit event
+  ``unlearnbench.datasets.load``, so ``datasets/`` stays free of harness code);
+- opening any file a dataset loader read when the harness loaded the data
+  (recorded by :func:`recording_data_files`, whatever the loader: our IDX
+  reader, scikit-learn's bundled CSV, torchvision's pickles);
+- opening anything under the protected folders (the Retrain model cache);
+- ``gc.get_objects`` / ``gc.get_referrers`` / ``gc.get_referents``, the
+  generic way to reach the harness's in-memory test tensors.
+
+It is a PEP 578 audit hook: free while idle (torch operations raise no audit
+events), installed once per process.  The violation is remembered, so a
+method that catches the exception is still refused when it returns.
+
+Python has no sandbox: code that walks the interpreter's stack frames or
+patches unlearnbench itself can still cheat.  The guard catches mistakes and
+shortcuts; a submission is code, and is reviewed as code.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import InvalidResult
+
+DATASET_LOAD_EVENT = "unlearnbench.datasets.load"
+GC_EVENTS = ("gc.get_objects", "gc.get_referrers", "gc.get_referents")
+# Files a loader opens that are code, not data (imports happen during the first load).
+_CODE_SUFFIXES = (".py", ".pyc", ".pyd", ".so", ".dylib", ".dll", ".pth")
+
+
+class TestDataAccess(InvalidResult):
+    """A method reached for data it must not see."""
+
+    __test__ = False   # not a pytest test class
+
+
+_protected_files: set[str] = set()
+_guard: "_Guard | None" = None
+_recording: set[str] | None = None
+_installed = False
+_busy = threading.local()   # re-entrancy: the hook's own calls must not re-enter it
+
+
+class _Guard:
+    def __init__(self, method: str, protected_dirs):
+        self.method = method
+        self.dirs = tuple(os.path.join(os.path.realpath(d), "") for d in protected_dirs)
+        self.violation: str | None = None
+
+    def refuse(self, what: str) -> None:
+        if self.violation is None:
+            self.violation = what
+        raise TestDataAccess(self.message(what))
+
+    def message(self, what: str) -> str:
+        return (f"method {self.method!r} {what} while unlearning; a method may use only what its Context "
+                f"holds (never the test data or the Retrain model)")
+
+
+def _real(path) -> str | None:
+    if isinstance(path, int):
+        return None   # an already open file descriptor
+    try:
+        return os.path.realpath(os.fsdecode(os.fspath(path)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _reads(mode, flags) -> bool:
+    if isinstance(mode, str):
+        return not any(c in mode for c in "wax+")
+    return isinstance(flags, int) and not flags & (os.O_WRONLY | os.O_RDWR)
+
+
+def _hook(event: str, args: tuple) -> None:
+    guard, recording = _guard, _recording
+    if (guard is None and recording is None) or getattr(_busy, "flag", False):
+        return
+    _busy.flag = True
+    try:
+        if event == "open":
+            path = _real(args[0])
+            if path is None:
+                return
+            if recording is not None and _reads(args[1], args[2]) and not path.endswith(_CODE_SUFFIXES):
+                recording.add(path)
+            if guard is not None:
+                if path in _protected_files:
+                    guard.refuse(f"opened {path}, a file of the benchmark's data,")
+                if path.startswith(guard.dirs):
+                    guard.refuse(f"opened {path}, a cached reference model,")
+        elif guard is not None and event == DATASET_LOAD_EVENT:
+            guard.refuse(f"loaded the dataset {args[0]!r}")
+        elif guard is not None and event in GC_EVENTS:
+            guard.refuse(f"called {event}() (which reaches every object, the test data included)")
+    finally:
+        _busy.flag = False
+
+
+def _install() -> None:
+    global _installed
+    if not _installed:
+        sys.addaudithook(_hook)
+        _installed = True
+
+
+@contextmanager
+def recording_data_files():
+    """Record the files read inside the block (a dataset being loaded) as
+    protected from methods."""
+    global _recording
+    _install()
+    _recording, outer = set(), _recording
+    try:
+        yield
+    finally:
+        _protected_files.update(_recording)
+        _recording = outer
+
+
+def protected_files() -> frozenset[str]:
+    return frozenset(_protected_files)
+
+
+@contextmanager
+def method_guard(method: str, protected_dirs=()):
+    """Run the block (a method call) with the test data out of reach; raises
+    :class:`TestDataAccess` at the end if the method reached for it, even if
+    the method caught the exception it got at the time."""
+    global _guard
+    _install()
+    guard, outer = _Guard(method, [Path(d) for d in protected_dirs]), _guard
+    _guard = guard
+    try:
+        yield guard
+    except TestDataAccess:
+        raise
+    except Exception:
+        if guard.violation is None:
+            raise
+    finally:
+        _guard = outer
+    if guard.violation is not None:
+        raise TestDataAccess(guard.message(guard.violation))
+
