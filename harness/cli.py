@@ -350,12 +350,15 @@ def cmd_plot(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from .submit import comparison, load_submission, run_submission, write_community
+    from .submit import comparison, load_submission, run_submission, unload_submission, write_community
 
     submission = load_submission(args.source, args.method)
     _set_threads()
     progress = Progress(0)
-    result = run_submission(submission, args, progress)
+    try:
+        result = run_submission(submission, args, progress)
+    finally:
+        unload_submission(submission)   # in-process callers (tests) must not keep a refused method registered
     out = result["grid"].out
     if not args.no_leaderboard:
         _publish(out, None)

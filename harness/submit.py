@@ -134,7 +134,11 @@ def load_submission(source: str | None, method: str | None) -> Submission:
         path_text, _, attr = source.partition(":") if not source.endswith(".py") else (source, "", "")
         path = Path(path_text)
         module = import_file(path)
-        info = _pick(module, attr or None, str(path))
+        try:
+            info = _pick(module, attr or None, str(path))
+        except UsageError:
+            _forget_module(module.__name__)
+            raise
         sub = Submission(info.name, info, [source], f"the file `{path.as_posix()}`", file=path)
     elif ":" in method or ("." in method and not _is_registered(method)):
         module_name, _, attr = method.partition(":")
@@ -147,8 +151,20 @@ def load_submission(source: str | None, method: str | None) -> Submission:
         except UnknownMethod as e:
             raise UsageError(str(e)) from None
         sub = Submission(info.name, info, ["--method", method], method_origin(method))
-    _check_eligible(sub)
+    try:
+        _check_eligible(sub)
+    except UsageError:
+        unload_submission(sub)
+        raise
     return sub
+
+
+def unload_submission(sub: Submission) -> None:
+    """Forget a file or module submission's registration (an installed plugin stays)."""
+    from unlearnbench.methods import method_origin
+
+    if method_origin(sub.name) == sub.info.fn.__module__:   # neither built-in nor an installed plugin
+        _forget_module(sub.info.fn.__module__)
 
 
 def _is_registered(name: str) -> bool:

@@ -263,3 +263,5 @@ def list_methods() -> list[str]:
 def unregister_method(name: str) -> None:
     _REGISTRY.pop(name, None)
     _PLUGINS.pop(name, None)
+    for loaded in [ep for ep in _LOADED_ENTRY_POINTS if ep[0] == name]:
+        _LOADED_ENTRY_POINTS.discard(loaded)

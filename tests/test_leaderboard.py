@@ -1,0 +1,123 @@
+"""leaderboard.md (best values marked, overall ranking, header, figure links)
+and the figures, from a fixture of real run records (the committed default
+benchmark, copied to a temporary folder)."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from unlearnbench.harness import leaderboard as L
+from unlearnbench.harness.metrics import DEFINITIONS
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    """The committed records of the default benchmark in a fresh results folder."""
+    out = tmp_path_factory.mktemp("lb") / "results"
+    shutil.copytree(REPO / "results" / "runs", out / "runs")
+    return out
+
+
+def test_every_metric_has_a_direction():
+    assert {m: L.direction(m) for m in DEFINITIONS} == {
+        m: ("closer" if "closer to Retrain" in d else d.split()[0]) for m, (_, _, d) in DEFINITIONS.items()}
+    assert L.direction("test_acc") == "closer" and L.direction("param_dist") == "lower" and L.direction("rte") == "higher"
+
+
+def _rows(values: dict, metric: str) -> pd.DataFrame:
+    return pd.DataFrame([{"method": m, f"{metric}_mean": v} for m, v in values.items()])
+
+
+def test_best_value_is_the_closest_to_retrain_or_the_extreme():
+    rows = _rows({"original": 100.0, "retrain": 60.0, "a": 70.0, "b": 55.0, "c": 40.0}, "forget_acc")
+    assert L.best_rows(rows, "forget_acc") == {3}                       # |55 − 60| is the smallest gap
+    rows = _rows({"original": 99.0, "retrain": 90.0, "a": 95.0, "b": 97.0}, "test_acc_other_classes")
+    assert L.best_rows(rows, "test_acc_other_classes") == {3}           # "higher"
+    rows = _rows({"original": 0.0, "retrain": 1.0, "a": 0.5, "b": 0.2, "c": 0.2}, "time_s")
+    assert L.best_rows(rows, "time_s") == {3, 4}                         # "lower", ties share it
+    rows = _rows({"retrain": 100.0, "a": 100.0, "b": 100.0}, "retain_acc")
+    assert L.best_rows(rows, "retain_acc") == set()                      # nothing to tell apart
+
+
+def test_tables_mark_the_best_values_and_rank_overall(records):
+    df, summary = L.load_summary(records)
+    ranking = L.overall_ranking(summary)
+    tables = [t for t in ranking.columns if " · " in t]
+    n_tables = len(summary.groupby(L.TABLE_KEYS, dropna=False))
+    assert len(tables) == n_tables
+    for _, r in ranking.iterrows():                                      # mean rank = mean of the table ranks
+        ranks = [r[t] for t in tables if not pd.isna(r[t])]
+        assert r["mean_rank"] == pytest.approx(np.mean(ranks)) and r["tables"] == len(ranks)
+    for _, rows in summary.groupby(L.TABLE_KEYS, dropna=False):         # rank 1 = the smallest Avg. Gap
+        methods = rows[~rows["method"].isin(list(L.REFERENCE_ORDER))]
+        best = methods.loc[methods["avg_gap_mean"].idxmin(), "method"]
+        label = L.table_label(rows.iloc[0])
+        assert ranking.loc[ranking["method"] == best, label].iloc[0] == 1
+    assert list(ranking["mean_rank"]) == sorted(ranking["mean_rank"])
+
+    text = L.render(Path("results"), df, summary)
+    seeds = sorted(set(int(s) for s in df["seed"]))
+    assert f"seeds {', '.join(map(str, seeds))}" in text and "## Overall ranking" in text
+    for _, rows in summary.groupby(L.TABLE_KEYS, dropna=False):
+        methods = rows[~rows["method"].isin(list(L.REFERENCE_ORDER))]
+        retrain = rows[rows["method"] == "retrain"].iloc[0]
+        gaps = (methods["forget_acc_mean"] - retrain["forget_acc_mean"]).abs()
+        if gaps.nunique() > 1:                                           # the closest FA is bold
+            best = methods.loc[gaps.idxmin()]
+            line = next(l for l in text.splitlines() if l.startswith(f"| {best['method']} |")
+                        and L._fmt(best["retain_acc_mean"], best["retain_acc_std"], "retain_acc") in l)
+            assert f"**{L._fmt(best['forget_acc_mean'], best['forget_acc_std'], 'forget_acc')}**" in line
+
+
+def test_leaderboard_is_a_pure_function_of_the_records(records, tmp_path):
+    _, first = L.write_leaderboard(records, tmp_path / "a.md")
+    _, second = L.write_leaderboard(records, tmp_path / "b.md")
+    from unlearnbench.harness.figures import plan_figures
+
+    text = first.read_text()
+    assert text == second.read_text()
+    names = [plan.name for plan in plan_figures(L.load_summary(records)[1])]
+    assert {"tradeoff_forget_vs_test.png", "gap_vs_time.png", "param_dist.png", "metrics_vs_ratio_digits_mlp.png"} <= set(names)
+    for name in names:
+        assert f"](results/figures/{name})" in text
+
+
+def test_plot_draws_valid_pngs_with_one_panel_per_table_or_metric(records, capsys):
+    """`unlearnbench plot`: every figure the records give, in OUT/figures/."""
+    import re
+
+    import matplotlib.image
+    from PIL import Image
+
+    from unlearnbench.harness.cli import main
+    from unlearnbench.harness.figures import CLASS_ONLY, _slug
+
+    df, _ = L.load_summary(records)
+    ok = df[df["status"] == "ok"]
+    n_tables = len(ok.groupby(L.TABLE_KEYS, dropna=False))
+    expected = {"tradeoff_forget_vs_test.png": n_tables, "gap_vs_time.png": n_tables, "param_dist.png": n_tables}
+    for (dataset, model), random in ok[ok["scenario_kind"] == "random"].groupby(["dataset", "model"]):
+        expected[f"metrics_vs_ratio_{_slug(dataset)}_{_slug(model)}.png"] = sum(
+            m not in CLASS_ONLY and random[m].notna().any() for m in L.METRICS)
+    assert expected["metrics_vs_ratio_digits_mlp.png"] >= 10
+    folder = records / "figures"
+    folder.mkdir(exist_ok=True)
+    (folder / "param_dist_of_an_old_table.png").write_bytes(b"")
+
+    assert main(["plot", "--out", str(records)]) == 0
+    printed = dict(re.findall(r"wrote .*/figures/(\S+\.png) \((\d+) panels\)", capsys.readouterr().out))
+    assert {name: int(n) for name, n in printed.items()} == expected
+    assert {p.name for p in folder.iterdir()} == set(expected)          # the stale figure is gone
+    for name in expected:
+        path = folder / name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        with Image.open(path) as image:
+            image.verify()
+        pixels = matplotlib.image.imread(path)
+        assert pixels.shape[0] >= 300 and 600 <= pixels.shape[1] <= 1300     # readable at embedded width
+        assert pixels[..., :3].std() > 0.05                                  # not blank
