@@ -28,6 +28,10 @@ def add_grid_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train-arg", action="append", metavar="KEY=VALUE",
                    help="override the reference training configuration (repeatable), e.g. epochs=10")
     g.add_argument("--val-frac", type=float, dest="val_frac", help="validation share carved from train (default 0.1)")
+    add_location_options(p)
+
+
+def add_location_options(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("where and how")
     o.add_argument("--out", help="results folder (default: results)")
     o.add_argument("--cache-dir", dest="cache_dir", help="reference-model cache (default: OUT/cache)")
@@ -133,12 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one of the submitted method's hyperparameters (repeatable)")
     p.add_argument("--force", action="store_true", help="rerun the submission's runs even if they have records")
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard and figures")
-    o = p.add_argument_group("where and how")
-    o.add_argument("--out", help="results folder (default: results)")
-    o.add_argument("--cache-dir", dest="cache_dir", help="reference-model cache (default: OUT/cache)")
-    o.add_argument("--data-root", dest="data_root", help="folder holding the dataset files")
-    o.add_argument("--download", action="store_true", help="allow downloading datasets that support it")
-    o.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    add_location_options(p)
     p.set_defaults(handler=cmd_submit)
     return parser
 

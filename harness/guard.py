@@ -35,8 +35,17 @@ from .errors import InvalidResult
 
 DATASET_LOAD_EVENT = "unlearnbench.datasets.load"
 GC_EVENTS = ("gc.get_objects", "gc.get_referrers", "gc.get_referents")
-# Files a loader opens that are code, not data (imports happen during the first load).
-_CODE_SUFFIXES = (".py", ".pyc", ".pyd", ".so", ".dylib", ".dll", ".pth")
+# Files opened during a load that are not the data: code and configuration (imports happen during
+# the first load), package metadata, system files.  Protecting them would refuse innocent methods.
+_NOT_DATA_SUFFIXES = (".py", ".pyc", ".pyd", ".pyi", ".so", ".dylib", ".dll", ".pth", ".typed", ".pem", ".cfg",
+                      ".ini", ".toml")
+_NOT_DATA_PARTS = (".dist-info", ".egg-info")
+_SYSTEM_DIRS = ("/proc/", "/sys/", "/dev/", "/etc/")
+
+
+def _is_data_file(path: str) -> bool:
+    return not (path.endswith(_NOT_DATA_SUFFIXES) or path.startswith(_SYSTEM_DIRS)
+                or any(part in path for part in _NOT_DATA_PARTS))
 
 
 class TestDataAccess(InvalidResult):
@@ -93,7 +102,7 @@ def _hook(event: str, args: tuple) -> None:
             path = _real(args[0])
             if path is None:
                 return
-            if recording is not None and _reads(args[1], args[2]) and not path.endswith(_CODE_SUFFIXES):
+            if recording is not None and _reads(args[1], args[2]) and _is_data_file(path):
                 recording.add(path)
             if guard is not None:
                 if path in _protected_files:

@@ -234,8 +234,9 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
 
 def definitions_markdown() -> str:
     lines = ["| metric | column | definition | better |", "|---|---|---|---|"]
+    cell = lambda text: text.replace("|", "\\|")   # a literal | (as in |test|) would end the cell
     for name, (label, definition, direction_) in DEFINITIONS.items():
-        lines.append(f"| `{name}` | {label} | {definition} | {direction_} |")
+        lines.append(f"| `{name}` | {cell(label)} | {cell(definition)} | {cell(direction_)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -210,7 +210,7 @@ class StagedStore(RecordStore):
         self.staged.clear()
 
 
-def submission_grid(args):
+def submission_grid(args, name: str):
     """The standard protocol: the preset's grid (default: the default
     benchmark), with only the submission's hyperparameters overridable."""
     import argparse
@@ -219,9 +219,9 @@ def submission_grid(args):
 
     preset = args.preset or "default"
     for item in args.method_arg or []:
-        if not item.startswith(f"{args.submission_name}."):
+        if not item.startswith(f"{name}."):
             raise UsageError(f"--method-arg {item!r}: a submission may set only its own hyperparameters "
-                             f"({args.submission_name}.KEY=VALUE); the other methods run as the preset says")
+                             f"({name}.KEY=VALUE); the other methods run as the preset says")
     options = argparse.Namespace(config=preset, method_arg=args.method_arg, out=args.out, cache_dir=args.cache_dir,
                                  data_root=args.data_root, device=args.device, download=args.download)
     return grid_from_args(options)
@@ -247,8 +247,7 @@ def run_submission(sub: Submission, args, progress) -> dict:
     from .config import expand
     from .runner import Harness
 
-    args.submission_name = sub.name
-    grid = submission_grid(args)
+    grid = submission_grid(args, sub.name)
     baseline_methods = [m for m in (grid.methods or list_methods()) if m != sub.name]
     grid.methods = [sub.name]
     specs = expand(grid)

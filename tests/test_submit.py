@@ -63,6 +63,14 @@ def records_of(out: Path, method: str) -> list[dict]:
     return [r for r in map(lambda p: json.loads(p.read_text()), runs) if r["config"]["method"] == method]
 
 
+def accepted(bench, name: str, capsys) -> str:
+    """The submission ``name`` was ranked and recorded; returns its community README."""
+    assert f"{name} rank " in capsys.readouterr().out
+    [record] = records_of(bench / "results", name)
+    assert record["status"] == "ok" and record["submission"]["name"] == name
+    return (bench / "community" / name / "README.md").read_text()
+
+
 def write_method(folder: Path, name: str, filename: str = None) -> Path:
     path = folder / (filename or f"{name}_method.py")
     path.write_text(METHOD_FILE.format(name=name))
@@ -107,10 +115,7 @@ def test_method_from_a_module_is_submitted(bench, tmp_path, capsys, monkeypatch)
     write_method(tmp_path, "module_method", filename="my_unlearning_module.py")
     monkeypatch.chdir(tmp_path)                                  # importable from the current folder
     assert submit(bench, "--method", "my_unlearning_module:short_finetune") == 0
-    assert "module_method rank " in capsys.readouterr().out
-    [record] = records_of(bench / "results", "module_method")
-    assert record["status"] == "ok"
-    readme = (bench / "community" / "module_method" / "README.md").read_text()
+    readme = accepted(bench, "module_method", capsys)
     assert "unlearnbench submit --method my_unlearning_module:short_finetune --preset" in readme
     assert "module_method" not in list_methods()
 
@@ -141,11 +146,7 @@ def test_installed_plugin_is_discovered_run_and_ranked(bench, installed_plugin, 
 
     assert "plugin_method" in list_methods()                     # discovered in this process too
     assert submit(bench, "--method", "plugin_method") == 0
-    assert "plugin_method rank " in capsys.readouterr().out
-    [record] = records_of(bench / "results", "plugin_method")
-    assert record["status"] == "ok"
-    readme = (bench / "community" / "plugin_method" / "README.md").read_text()
-    assert "unlearnbench submit --method plugin_method" in readme
+    assert "unlearnbench submit --method plugin_method" in accepted(bench, "plugin_method", capsys)
 
 
 def test_broken_plugin_is_named(tmp_path):
@@ -164,11 +165,9 @@ def test_broken_plugin_is_named(tmp_path):
 
 def test_the_documented_example_is_submitted(bench, capsys):
     assert submit(bench, str(REPO / "examples" / "eu_head.py")) == 0
-    out = capsys.readouterr().out
-    assert "eu_head rank " in out
+    accepted(bench, "eu_head", capsys)
     [record] = records_of(bench / "results", "eu_head")
     [original] = records_of(bench / "results", "original")
-    assert record["status"] == "ok"
     # the head was relearned: the model moved away from the original
     assert record["metrics"]["param_dist"] != pytest.approx(original["metrics"]["param_dist"])
 
