@@ -128,7 +128,8 @@ def _legend(fig, palette: dict, labels: list[str]) -> None:
 
     handles = [Line2D([], [], color=palette[label], marker=_marker(label), linestyle="",
                       markersize=13 if label == "retrain" else 8, label=label) for label in labels]
-    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 5), frameon=False)
+    per_row = max(1, int(fig.get_figwidth() / 1.7))   # as many entries per row as the width holds
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), per_row), frameon=False)
 
 
 def _tables(summary: pd.DataFrame):
@@ -149,13 +150,15 @@ def _scatter(ax, rows: pd.DataFrame, x: str, y: str, palette: dict) -> None:
                     sizes={l: 260 if l == "retrain" else 70 for l in labels}, ax=ax, legend=False, zorder=2)
 
 
-def _log_axis(ax, which: str) -> None:
-    """Log scale with plain labels at 1-2-5 steps (no crowded minor labels)."""
+def _log_axis(ax, which: str, values) -> None:
+    """Log scale with plain labels (0.05, not 5×10⁻²), as dense as the range allows."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+    values = np.asarray([v for v in values if v > 0], dtype=float)
+    decades = math.log10(values.max() / values.min()) if len(values) else 0.0
     ax.set(**{f"{which}scale": "log"})
     axis = ax.xaxis if which == "x" else ax.yaxis
-    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5) if decades < 1.5 else (1, 3) if decades < 2.5 else (1,)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -178,11 +181,12 @@ def _draw_gap_time(rows: pd.DataFrame, palette: dict, legend: list[str]):
     tables = list(_tables(rows))
     fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
     for ax, (title, table) in zip(axes, tables):
-        _scatter(ax, table[(table["time_s_mean"] > 0) & table["avg_gap_mean"].notna()], "time_s", "avg_gap", palette)
+        timed = table[(table["time_s_mean"] > 0) & table["avg_gap_mean"].notna()]
+        _scatter(ax, timed, "time_s", "avg_gap", palette)
         original = table[table["method"] == "original"]
         if not original.empty:
             ax.axhline(original["avg_gap_mean"].iloc[0], color=palette["original"], linestyle="--", linewidth=1.2)
-        _log_axis(ax, "x")
+        _log_axis(ax, "x", timed["time_s_mean"])
         ax.set(title=title, xlabel="unlearning time (s, log scale)", ylabel="Avg. Gap to Retrain (points)")
         ax.margins(x=0.15, y=0.1)
     return fig, legend
@@ -199,7 +203,7 @@ def _draw_param_dist(rows: pd.DataFrame, palette: dict, legend: list[str]):
                     palette={l: palette[l] for l in table["label"]})
         ax.errorbar(table["param_dist_mean"], np.arange(len(table)), xerr=table["param_dist_std"], fmt="none",
                     ecolor="black", capsize=3, elinewidth=1.1)
-        ax.set(title=title, xlabel=f"{DEFINITIONS['param_dist'][0]} (L2 over all parameters)", ylabel="")
+        ax.set(title=title, xlabel=f"L2 distance to Retrain, {DEFINITIONS['param_dist'][0]}", ylabel="")
     return fig, []   # the methods are named on the axis
 
 
@@ -217,7 +221,7 @@ def _draw_ratio(rows: pd.DataFrame, palette: dict, legend: list[str], dataset: s
         ax.set_xticks(ratios, [f"{r:g}%" for r in ratios])
         ax.set_ylabel(_axis_label(metric))
         if metric == "time_s":
-            _log_axis(ax, "y")
+            _log_axis(ax, "y", rows["time_s_mean"])
         ax.margins(x=0.12)
     fig.supxlabel("forget ratio (% of the training set, random forgetting)")
     return fig, [label for label in legend if label in set(rows["label"])]

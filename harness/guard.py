@@ -44,8 +44,11 @@ _SYSTEM_DIRS = ("/proc/", "/sys/", "/dev/", "/etc/")
 
 
 def _is_data_file(path: str) -> bool:
-    return not (path.endswith(_NOT_DATA_SUFFIXES) or path.startswith(_SYSTEM_DIRS)
-                or any(part in path for part in _NOT_DATA_PARTS))
+    """A file a loader read for its data — not code, metadata or a system file, and not an
+    import-path entry (the import system probes e.g. lib/python311.zip on every new import)."""
+    if path.endswith(_NOT_DATA_SUFFIXES) or path.startswith(_SYSTEM_DIRS) or any(p in path for p in _NOT_DATA_PARTS):
+        return False
+    return os.path.isfile(path) and path not in {os.path.realpath(entry) for entry in sys.path if entry}
 
 
 class TestDataAccess(InvalidResult):

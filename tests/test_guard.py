@@ -37,3 +37,18 @@ def test_protected_folders_and_dataset_loads_are_refused(tmp_path):
     with pytest.raises(TestDataAccess, match="loaded the dataset 'digits'"):
         with method_guard("m"):
             load_dataset("digits")
+
+
+def test_what_the_import_system_opens_is_not_protected(tmp_path, monkeypatch):
+    """Imports probe sys.path entries (lib/python3X.zip, which may not exist) during a
+    first load and again when a method imports something new: never data."""
+    archive, missing = tmp_path / "libs.zip", tmp_path / "python999.zip"
+    archive.write_bytes(b"PK")
+    monkeypatch.syspath_prepend(str(archive))
+    with recording_data_files():
+        for path in (archive, missing):
+            try:
+                open(path, "rb").close()
+            except OSError:
+                pass
+    assert not {str(archive.resolve()), str(missing)} & protected_files()
