@@ -98,16 +98,33 @@ def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def _palette(rows: pd.DataFrame) -> dict[str, tuple]:
-    """One colour per method label, the same in every figure; references in grey / black."""
+METHOD_MARKERS = ("o", "s", "D", "^", "v", "P", "h", "<", ">", "p")
+
+
+@dataclass
+class Styles:
+    """One colour and one marker per method label, the same in every figure;
+    references in grey (Original, a cross) and black (Retrain, a star)."""
+
+    colour: dict
+    marker: dict
+
+
+def _styles(rows: pd.DataFrame) -> Styles:
     import seaborn as sns
 
     methods = sorted(set(rows.loc[~rows["method"].isin(list(REFERENCE_ORDER)), "label"]))
-    colours = sns.color_palette("tab10" if len(methods) <= 10 else "husl", max(1, len(methods)))
-    palette = dict(zip(methods, colours))
-    for ref, style in REFERENCE_STYLE.items():
-        palette[ref] = style["color"]   # a reference row's label is its name
-    return palette
+    # Qualitative colours without their greys (grey is the Original's); markers tell apart what colours cannot.
+    base = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]
+    if len(methods) > len(base):
+        base = [c for i, c in enumerate(sns.color_palette("tab20")) if i not in (14, 15)]
+    if len(methods) > len(base):
+        base = sns.color_palette("husl", len(methods))
+    colour = {m: base[i] for i, m in enumerate(methods)}
+    marker = {m: METHOD_MARKERS[i % len(METHOD_MARKERS)] for i, m in enumerate(methods)}
+    for ref, style in REFERENCE_STYLE.items():   # a reference row's label is its name
+        colour[ref], marker[ref] = style["color"], style["marker"]
+    return Styles(colour, marker)
 
 
 def _panels(n: int, columns: int, width: float, height: float):
@@ -115,6 +132,7 @@ def _panels(n: int, columns: int, width: float, height: float):
 
     ncols = min(columns, n)
     nrows = math.ceil(n / ncols)
+    width = max(width, 4.8) if ncols == 1 else width   # a lone panel: room for its labels and a side legend
     fig = Figure(figsize=(width * ncols, height * nrows + 0.9), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
@@ -122,12 +140,15 @@ def _panels(n: int, columns: int, width: float, height: float):
     return fig, list(axes[:n])
 
 
-def _legend(fig, palette: dict, labels: list[str]) -> None:
-    """One legend for the whole figure, above the panels (never over data)."""
+def _legend(fig, style: Styles, labels: list[str]) -> None:
+    """One legend for the whole figure, outside the panels (never over data)."""
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=palette[label], marker=_marker(label), linestyle="",
+    handles = [Line2D([], [], color=style.colour[label], marker=style.marker[label], linestyle="",
                       markersize=13 if label == "retrain" else 8, label=label) for label in labels]
+    if fig.get_figwidth() < 6:   # a single narrow panel: the legend goes beside it
+        fig.legend(handles=handles, loc="outside right upper", frameon=False)
+        return
     per_row = max(1, int(fig.get_figwidth() / 1.7))   # as many entries per row as the width holds
     fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), per_row), frameon=False)
 
@@ -137,16 +158,16 @@ def _tables(summary: pd.DataFrame):
         yield table_label(rows.iloc[0]), rows
 
 
-def _scatter(ax, rows: pd.DataFrame, x: str, y: str, palette: dict) -> None:
+def _scatter(ax, rows: pd.DataFrame, x: str, y: str, style: Styles) -> None:
     """Means as markers (seaborn), standard deviations as error bars, Retrain a large star."""
     import seaborn as sns
 
     for _, r in rows.iterrows():
         ax.errorbar(r[f"{x}_mean"], r[f"{y}_mean"], xerr=r[f"{x}_std"], yerr=r[f"{y}_std"], fmt="none",
-                    ecolor=palette[r["label"]], capsize=3, elinewidth=1.1, zorder=1)
+                    ecolor=style.colour[r["label"]], capsize=3, elinewidth=1.1, zorder=1)
     labels = list(rows["label"])
     sns.scatterplot(data=rows, x=f"{x}_mean", y=f"{y}_mean", hue="label", style="label", size="label",
-                    palette={l: palette[l] for l in labels}, markers={l: _marker(l) for l in labels},
+                    palette={l: style.colour[l] for l in labels}, markers={l: style.marker[l] for l in labels},
                     sizes={l: 260 if l == "retrain" else 70 for l in labels}, ax=ax, legend=False, zorder=2)
 
 
@@ -163,36 +184,32 @@ def _log_axis(ax, which: str, values) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _marker(label: str) -> str:
-    return REFERENCE_STYLE.get(label, {}).get("marker", "o")
-
-
-def _draw_tradeoff(rows: pd.DataFrame, palette: dict, legend: list[str]):
+def _draw_tradeoff(rows: pd.DataFrame, style: Styles, legend: list[str]):
     tables = list(_tables(rows))
     fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
     for ax, (title, table) in zip(axes, tables):
-        _scatter(ax, table, "forget_acc", "test_acc", palette)
+        _scatter(ax, table, "forget_acc", "test_acc", style)
         ax.set(title=title, xlabel="forget accuracy, FA (%)", ylabel="test accuracy, TA (%)")
         ax.margins(0.12)
     return fig, legend
 
 
-def _draw_gap_time(rows: pd.DataFrame, palette: dict, legend: list[str]):
+def _draw_gap_time(rows: pd.DataFrame, style: Styles, legend: list[str]):
     tables = list(_tables(rows))
     fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
     for ax, (title, table) in zip(axes, tables):
         timed = table[(table["time_s_mean"] > 0) & table["avg_gap_mean"].notna()]
-        _scatter(ax, timed, "time_s", "avg_gap", palette)
+        _scatter(ax, timed, "time_s", "avg_gap", style)
         original = table[table["method"] == "original"]
         if not original.empty:
-            ax.axhline(original["avg_gap_mean"].iloc[0], color=palette["original"], linestyle="--", linewidth=1.2)
+            ax.axhline(original["avg_gap_mean"].iloc[0], color=style.colour["original"], linestyle="--", linewidth=1.2)
         _log_axis(ax, "x", timed["time_s_mean"])
         ax.set(title=title, xlabel="unlearning time (s, log scale)", ylabel="Avg. Gap to Retrain (points)")
         ax.margins(x=0.15, y=0.1)
     return fig, legend
 
 
-def _draw_param_dist(rows: pd.DataFrame, palette: dict, legend: list[str]):
+def _draw_param_dist(rows: pd.DataFrame, style: Styles, legend: list[str]):
     import seaborn as sns
 
     tables = list(_tables(rows))
@@ -200,14 +217,14 @@ def _draw_param_dist(rows: pd.DataFrame, palette: dict, legend: list[str]):
     for ax, (title, table) in zip(axes, tables):
         table = table[table["method"] != "retrain"].sort_values("param_dist_mean")
         sns.barplot(data=table, y="label", x="param_dist_mean", hue="label", ax=ax, legend=False, orient="h",
-                    palette={l: palette[l] for l in table["label"]})
+                    palette={l: style.colour[l] for l in table["label"]})
         ax.errorbar(table["param_dist_mean"], np.arange(len(table)), xerr=table["param_dist_std"], fmt="none",
                     ecolor="black", capsize=3, elinewidth=1.1)
         ax.set(title=title, xlabel=f"L2 distance to Retrain, {DEFINITIONS['param_dist'][0]}", ylabel="")
     return fig, []   # the methods are named on the axis
 
 
-def _draw_ratio(rows: pd.DataFrame, palette: dict, legend: list[str], dataset: str, model: str):
+def _draw_ratio(rows: pd.DataFrame, style: Styles, legend: list[str], dataset: str, model: str):
     rows = rows[(rows["scenario_kind"] == "random") & (rows["dataset"] == dataset) & (rows["model"] == model)].copy()
     rows["ratio_pct"] = rows["ratio"] * 100
     metrics = _ratio_metrics(rows)
@@ -215,8 +232,8 @@ def _draw_ratio(rows: pd.DataFrame, palette: dict, legend: list[str], dataset: s
     ratios = sorted(rows["ratio_pct"].unique())
     for ax, metric in zip(axes, metrics):
         for label, g in rows.sort_values("ratio_pct").groupby("label", sort=True):
-            ax.errorbar(g["ratio_pct"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"], color=palette[label],
-                        linestyle={"original": ":", "retrain": "--"}.get(label, "-"), marker=_marker(label),
+            ax.errorbar(g["ratio_pct"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"], color=style.colour[label],
+                        linestyle={"original": ":", "retrain": "--"}.get(label, "-"), marker=style.marker[label],
                         markersize=9 if label == "retrain" else 5, capsize=2, linewidth=1.4)
         ax.set_xticks(ratios, [f"{r:g}%" for r in ratios])
         ax.set_ylabel(_axis_label(metric))
@@ -246,14 +263,14 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
     written = []
     if plans:
         rows = _labelled(summary)
-        palette = _palette(rows)
+        style = _styles(rows)
         legend_order = [r for r in REFERENCE_ORDER if r in set(rows["method"])] + \
             sorted(set(rows.loc[~rows["method"].isin(list(REFERENCE_ORDER)), "label"]))
         with sns.axes_style("whitegrid"), matplotlib.rc_context(RC):
             for plan in plans:
-                fig, labels = DRAW[plan.kind](rows, palette, legend_order, **plan.select)
+                fig, labels = DRAW[plan.kind](rows, style, legend_order, **plan.select)
                 if labels:
-                    _legend(fig, palette, labels)
+                    _legend(fig, style, labels)
                 path = folder / plan.name
                 tmp = folder / f".{plan.name}.tmp.png"
                 fig.savefig(tmp, dpi=DPI, metadata={"Software": None})
