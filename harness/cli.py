@@ -287,10 +287,7 @@ def cmd_sweep(args) -> int:
     print(report.format())
     print(f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
     if not args.no_leaderboard:
-        from .leaderboard import write_leaderboard
-
-        csv_path, md_path = write_leaderboard(grid.out, args.leaderboard)
-        print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
+        _publish(grid.out, args.leaderboard)
     counts = report.counts()
     return 1 if counts.get("failed") or counts.get("missing") or report.diverged else 0
 
