@@ -17,8 +17,12 @@ EVAL_SPLITS = ("retain", "forget", "test")
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Logits of ``model`` on ``x`` (float32, on the CPU; autocast on CUDA when configured)."""
+    if batch_size is None:
+        # CPU: batches that stay in cache (measured, small CNN on 28x28, 1 thread:
+        # 0.57 ms/image at 256 vs 0.94 at 2048); GPU: large batches
+        batch_size = 2048 if x.device.type == "cuda" else 256
     was_training = model.training
     model.eval()
     with autocast(x.device):
