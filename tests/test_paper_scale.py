@@ -107,7 +107,8 @@ def test_training_subset_is_fixed_class_balanced_and_holds_the_validation_split(
 
 
 def test_subsets_enter_the_run_identity_and_the_record(tmp_path):
-    base = dict(scenarios=["random"], ratios=[0.1], seeds=[0], methods=["original"], out=str(tmp_path))
+    base = dict(scenarios=["random"], ratios=[0.1], seeds=[0], methods=["original"], out=str(tmp_path),
+                train={"epochs": 2})
     full = expand(Grid(**base))[0]
     sub = expand(Grid(**base, train_subset=600, test_subset=200))[0]
     assert "train_subset" not in full.data_identity()                  # full-data keys are unchanged
@@ -177,7 +178,8 @@ def test_deterministic_flag_reaches_torch_and_the_record(tmp_path):
     try:
         harness = Harness(out=tmp_path, deterministic=True)
         assert torch.are_deterministic_algorithms_enabled()
-        record = harness.run(expand(Grid(scenarios=["random"], ratios=[0.1], seeds=[0], methods=["original"]))[0])
+        grid = Grid(scenarios=["random"], ratios=[0.1], seeds=[0], methods=["original"], train={"epochs": 2})
+        record = harness.run(expand(grid)[0])
         assert record["env"]["deterministic"] is True and record["env"]["precision"] == "fp32"
     finally:
         torch.use_deterministic_algorithms(False)

@@ -53,3 +53,13 @@ def test_paper_presets_train_as_the_reference():
         steps = 391                                              # 50,000 / 128
         factor = lambda epoch: lr_factor(int(epoch * steps), 100 * steps, steps, t)
         assert factor(79.99) == 1.0 and factor(80.01) == pytest.approx(0.1) and factor(90.01) == pytest.approx(0.01)
+
+
+def test_fashion_mnist_preset_is_the_cpu_benchmark():
+    from unlearnbench.methods import list_methods
+
+    specs = expand(apply_mapping(Grid(), load_toml("fashion_mnist_cnn"), "fashion_mnist_cnn"))
+    assert {s.method for s in specs} == set(list_methods())              # every registered method
+    assert {s.scenario.label for s in specs} == {"random 10%", "class 0"}  # class 0 = t-shirt/top
+    assert {s.seed for s in specs} == {0, 1, 2}
+    assert {(s.dataset, s.model, s.train_subset, s.test_subset) for s in specs} == {("fashion_mnist", "cnn", 6000, 2000)}
