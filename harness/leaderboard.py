@@ -16,7 +16,7 @@ import pandas as pd
 from .metrics import DEFINITIONS
 from .records import RecordStore, write_text_atomic
 
-TABLE_KEYS = ["dataset", "model", "scenario_kind", "ratio", "forget_class"]
+TABLE_KEYS = ["dataset", "model", "scenario_kind", "ratio", "forget_class", "train_subset", "test_subset"]
 METRICS = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc", "test_acc_forget_class",
            "test_acc_other_classes", "mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel",
            "js_forget", "avg_gap", "avg_gap_muso", "time_s", "rte"]
@@ -45,6 +45,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         sc = c["scenario"]
         row = {"dataset": c["dataset"], "model": c["model"], "scenario_kind": sc["kind"],
                "ratio": sc.get("ratio", np.nan), "forget_class": sc.get("forget_class", np.nan),
+               "train_subset": c.get("train_subset") or np.nan, "test_subset": c.get("test_subset") or np.nan,
                "method": c["method"], "seed": c["seed"], "status": r["status"],
                "hyper": c.get("hyper", {}), "key": r["key"], "message": r.get("message")}
         for k, v in (r.get("sizes") or {}).items():
@@ -116,7 +117,10 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
     metrics += ["mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel", "js_forget",
                 "avg_gap", "avg_gap_muso", "time_s", "rte"]
     header = ["method"] + [DEFINITIONS[m][0] for m in metrics] + ["seeds"]
-    lines = [f"### {first['dataset']} · {first['model']} · {_scenario_label(first)}", ""]
+    subsets = [f"{int(first[k]):,} {k.split('_')[0]}" for k in ("train_subset", "test_subset")
+               if k in first and not pd.isna(first[k])]
+    lines = [f"### {first['dataset']} · {first['model']} · {_scenario_label(first)}"
+             + (f" · subset: {', '.join(subsets)}" if subsets else ""), ""]
     sizes = [f"|D_r| = {int(first['n_retain'])}", f"|D_f| = {int(first['n_forget'])}",
              f"|test| = {int(first['n_test'])}"] if "n_retain" in first and not pd.isna(first["n_retain"]) else []
     if sizes:
