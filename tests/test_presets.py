@@ -62,4 +62,4 @@ def test_fashion_mnist_preset_is_the_cpu_benchmark():
     assert {s.method for s in specs} == set(list_methods())              # every registered method
     assert {s.scenario.label for s in specs} == {"random 10%", "class 0"}  # class 0 = t-shirt/top
     assert {s.seed for s in specs} == {0, 1, 2}
-    assert {(s.dataset, s.model, s.train_subset, s.test_subset) for s in specs} == {("fashion_mnist", "cnn", 6000, 2000)}
+    assert {(s.dataset, s.model, s.train_subset, s.test_subset) for s in specs} == {("fashion_mnist", "cnn", 5000, 2000)}

@@ -116,3 +116,14 @@ def test_class_names_are_known_before_loading():
         assert len(D.class_names(name)) == D.num_classes(name), name
     assert D.class_names("cifar100").index("rocket") == 69
     assert D.class_names("cifar100").index("sea") == 71 and D.class_names("cifar100").index("cattle") == 19
+
+
+def test_missing_dataset_on_the_command_line_exits_2_and_writes_nothing(tmp_path, capsys):
+    from unlearnbench.harness.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "--datasets", "cifar10", "--models", "resnet18", "--data-root", str(tmp_path),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"CIFAR-10 not found in {tmp_path / 'cifar-10-batches-py'}" in err and "--download" in err
+    assert err.count("\n") == 1 and not out.exists()
