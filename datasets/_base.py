@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+
+DEFAULT_DATA_ROOT = Path("data")   # --data-root when none is given (relative to the working directory)
+
+
+def data_root(root) -> Path:
+    return Path(root) if root else DEFAULT_DATA_ROOT
 
 
 class DataError(Exception):

@@ -15,6 +15,7 @@ from .splits import stratified_split
 
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0
+CLASS_NAMES = tuple(str(i) for i in range(10))
 
 
 def load(root=None, download: bool = False) -> Dataset:
@@ -30,6 +31,6 @@ def load(root=None, download: bool = False) -> Dataset:
         name="digits",
         x_train=x[train_idx], y_train=y[train_idx],
         x_test=x[test_idx], y_test=y[test_idx],
-        class_names=tuple(str(i) for i in range(10)),
+        class_names=CLASS_NAMES,
         scale=16.0, mean=(0.3,), std=(0.38,),
     )

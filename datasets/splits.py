@@ -56,3 +56,24 @@ def class_forget(labels: np.ndarray, forget_class: int) -> np.ndarray:
     if len(idx) == 0:
         raise ValueError(f"class {forget_class} has no training samples")
     return idx
+
+
+def training_pool(labels: np.ndarray, val_frac: float, subset: int | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, val): indices trained on and the held-out validation split.
+
+    ``subset``: first restrict the training split to a fixed class-balanced
+    subset of that many images (a smaller benchmark of the same data); the
+    validation share is then carved from the subset.  Both draws use ``seed``,
+    not a run's seed: they define the data every run of a grid shares.
+    """
+    labels = np.asarray(labels)
+    chosen = np.arange(len(labels), dtype=np.int64)
+    if subset is not None:
+        if not 0 < subset <= len(labels):
+            raise ValueError(f"subset of {subset} images requested from {len(labels)}")
+        chosen = class_balanced_sample(labels, subset, seed)
+    if val_frac <= 0:
+        return chosen, np.array([], dtype=np.int64)
+    rest, val = stratified_split(labels[chosen], val_frac, seed)
+    return chosen[rest], chosen[val]

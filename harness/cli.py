@@ -18,9 +18,11 @@ def add_grid_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE.toml", help="load a preset; options below override it")
     g.add_argument("--datasets", help="e.g. digits,fashion_mnist")
     g.add_argument("--models", help="e.g. mlp")
-    g.add_argument("--scenarios", help="random and/or class")
+    g.add_argument("--scenarios", help="random, class and/or subclass")
     g.add_argument("--ratios", help="forget ratios in (0, 1) for the random scenario, e.g. 0.1,0.5")
-    g.add_argument("--classes", help="class indices to forget in the class scenario, e.g. 0")
+    g.add_argument("--classes", help="classes to forget in the class scenario, by index or name, e.g. 0 or rocket")
+    g.add_argument("--subclasses", help="fine classes to forget inside their superclass (subclass scenario, "
+                                        "cifar20), by index or name, e.g. rocket,sea,cattle")
     g.add_argument("--methods", help="method names (default: every registered method)")
     g.add_argument("--seeds", help="e.g. 0,1,2")
     g.add_argument("--method-arg", action="append", metavar="METHOD.KEY=VALUE",
@@ -28,6 +30,10 @@ def add_grid_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train-arg", action="append", metavar="KEY=VALUE",
                    help="override the reference training configuration (repeatable), e.g. epochs=10")
     g.add_argument("--val-frac", type=float, dest="val_frac", help="validation share carved from train (default 0.1)")
+    g.add_argument("--train-subset", type=int, dest="train_subset", metavar="N",
+                   help="use a fixed, class-balanced subset of N training images (default: all)")
+    g.add_argument("--test-subset", type=int, dest="test_subset", metavar="N",
+                   help="evaluate on a fixed, class-balanced subset of N test images (default: all)")
     add_location_options(p)
 
 
@@ -38,6 +44,9 @@ def add_location_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--data-root", dest="data_root", help="folder holding the dataset files")
     o.add_argument("--download", action="store_true", help="allow downloading datasets that support it")
     o.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    o.add_argument("--precision", help="auto (default: bf16, else fp16, autocast on CUDA; fp32 on CPU), fp32, bf16, fp16")
+    o.add_argument("--deterministic", action="store_true",
+                   help="deterministic algorithms only (reproducible on GPU, slower)")
 
 
 def add_executor_options(p: argparse.ArgumentParser, default: str) -> None:
@@ -208,8 +217,7 @@ def cmd_run(args) -> int:
 
     _set_threads(args.cpus_per_task)
     progress = Progress(len(specs))
-    harness = Harness(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root,
-                      device=grid.device, download=grid.download, log=progress.log, method_progress=progress.step)
+    harness = Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
     for name in grid.datasets:  # missing data fails here, before anything is written
         harness.dataset(name)
     counts: dict[str, int] = {}

@@ -30,10 +30,13 @@ class Grid:
     models: list[str] = field(default_factory=lambda: ["mlp"])
     scenarios: list[str] = field(default_factory=lambda: ["random", "class"])
     ratios: list[float] = field(default_factory=lambda: [0.1, 0.5])
-    classes: list[int] = field(default_factory=lambda: [0])
+    classes: list[int | str] = field(default_factory=lambda: [0])   # class scenario: indices or names
+    subclasses: list[int | str] = field(default_factory=list)        # subclass scenario: fine classes (cifar20)
     methods: list[str] | None = None          # None = every registered method
     seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     val_frac: float = 0.1
+    train_subset: int | None = None           # a fixed class-balanced subset of the training images
+    test_subset: int | None = None            # ... and of the test images
     train: dict = field(default_factory=dict)         # overrides of the models' default training
     model_args: dict = field(default_factory=dict)    # model name -> kwargs
     method_args: dict = field(default_factory=dict)   # method name -> hyperparameter overrides
@@ -42,8 +45,11 @@ class Grid:
     cache_dir: str | None = None
     data_root: str | None = None
     download: bool = False
+    precision: str = "auto"                   # auto (bf16/fp16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    deterministic: bool = False               # deterministic kernels (slower on GPU)
 
-    LIST_KEYS = ("datasets", "models", "scenarios", "ratios", "classes", "methods", "seeds")
+    LIST_KEYS = ("datasets", "models", "scenarios", "ratios", "classes", "subclasses", "methods", "seeds")
+    PRECISIONS = ("auto", "fp32", "bf16", "fp16")
     TABLE_KEYS = ("train", "model_args", "method_args")
 
 
@@ -135,16 +141,17 @@ def grid_from_args(args) -> Grid:
         grid = apply_mapping(grid, load_toml(args.config), f"config file {args.config!r}")
     options = {}
     for key, kind in (("datasets", str), ("models", str), ("scenarios", str), ("methods", str),
-                      ("ratios", float), ("classes", int), ("seeds", int)):
+                      ("ratios", float), ("classes", class_ref), ("subclasses", class_ref), ("seeds", int)):
         value = getattr(args, key, None)
         if value is not None:
             options[key] = parse_list(value, kind, f"--{key}")
-    for key in ("device", "out", "cache_dir", "data_root", "val_frac"):
+    for key in ("device", "out", "cache_dir", "data_root", "val_frac", "train_subset", "test_subset", "precision"):
         value = getattr(args, key, None)
         if value is not None:
             options[key] = value
-    if getattr(args, "download", False):
-        options["download"] = True
+    for flag in ("download", "deterministic"):
+        if getattr(args, flag, False):
+            options[flag] = True
     if getattr(args, "method_arg", None):
         options["method_args"] = parse_assignments(args.method_arg, "--method-arg")
     if getattr(args, "train_arg", None):
@@ -152,6 +159,30 @@ def grid_from_args(args) -> Grid:
         if len(options["train"]) != len(args.train_arg):
             raise UsageError("--train-arg expects KEY=VALUE")
     return apply_mapping(grid, options, "command line")
+
+
+def class_ref(text: str) -> int | str:
+    """A class on the command line: an index, or a name (``rocket``)."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def resolve_class(ref, names: tuple[str, ...], what: str, dataset: str) -> int:
+    """The index of a class given by index or by name; UsageError otherwise."""
+    if isinstance(ref, str) and ref in names:
+        return names.index(ref)
+    if isinstance(ref, str) and ref.lstrip("-").isdigit():
+        ref = int(ref)
+    if isinstance(ref, int) and not isinstance(ref, bool) and 0 <= ref < len(names):
+        return ref
+    named = [str(i) for i in range(len(names))] != list(names)
+    hint = _suggest(ref, names) if isinstance(ref, str) else ""
+    accepted = f"0..{len(names) - 1}" + (f" or a name ({', '.join(names[:5])}, ...)" if named else "")
+    raise UsageError(f"{what} {ref!r} does not exist in dataset {dataset!r}{hint}; accepted: {accepted}")
+
+
+def _check_subset(value, key: str) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 2):
+        raise UsageError(f"{key} {value!r} is not an integer >= 2 (a number of images)")
 
 
 def expand(grid: Grid) -> list:
@@ -194,12 +225,23 @@ def expand(grid: Grid) -> list:
         raise UsageError(f"val_frac {grid.val_frac!r} is outside [0, 0.5)")
     if grid.device not in ("auto", "cpu", "cuda") and not str(grid.device).startswith("cuda:"):
         raise UsageError(f"unknown device {grid.device!r}; accepted: auto, cpu, cuda, cuda:N")
-    if "class" in grid.scenarios:
-        for name in grid.datasets:
-            n = D.num_classes(name)
-            for c in grid.classes:
-                if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < n:
-                    raise UsageError(f"class {c!r} does not exist in dataset {name!r}; accepted: 0..{n - 1}")
+    if grid.precision not in Grid.PRECISIONS:
+        raise UsageError(f"unknown precision {grid.precision!r}; accepted: {', '.join(Grid.PRECISIONS)}")
+    for key in ("train_subset", "test_subset"):
+        _check_subset(getattr(grid, key), key)
+    classes, subclasses = {}, {}
+    for name in grid.datasets:
+        if "class" in grid.scenarios:
+            classes[name] = [resolve_class(c, D.class_names(name), "class", name) for c in grid.classes]
+        if "subclass" in grid.scenarios:
+            fine = D.subclass_names(name)
+            if fine is None:
+                with_sub = [d for d in D.list_datasets() if D.subclass_names(d)]
+                raise UsageError(f"scenario 'subclass' needs a dataset with sub-classes ({', '.join(with_sub)}); "
+                                 f"{name!r} has none")
+            if not grid.subclasses:
+                raise UsageError("scenario 'subclass' needs the fine classes to forget: --subclasses (e.g. rocket)")
+            subclasses[name] = [resolve_class(c, fine, "sub-class", name) for c in grid.subclasses]
 
     specs = []
     hints = typing.get_type_hints(TrainConfig)
@@ -216,7 +258,9 @@ def expand(grid: Grid) -> list:
             if kind == "random":
                 scenarios += [Scenario("random", ratio=float(r)) for r in grid.ratios]
             elif kind == "class":
-                scenarios += [Scenario("class", forget_class=int(c)) for c in grid.classes]
+                scenarios += [Scenario("class", forget_class=c) for c in classes[d_name]]
+            elif kind == "subclass":
+                scenarios += [Scenario("subclass", forget_class=c) for c in subclasses[d_name]]
         for seed, scenario, method in itertools.product(grid.seeds, scenarios, methods):
             try:
                 hyper = get_method(method).resolve(grid.method_args.get(method), scenario.kind)
@@ -225,7 +269,7 @@ def expand(grid: Grid) -> list:
             specs.append(RunSpec(
                 dataset=d_name, model=m_name, scenario=scenario, method=method, seed=int(seed),
                 train=train, hyper=_as_plain(hyper), model_args=dict(grid.model_args.get(m_name, {})),
-                val_frac=float(grid.val_frac)))
+                val_frac=float(grid.val_frac), train_subset=grid.train_subset, test_subset=grid.test_subset))
     return specs
 
 

@@ -9,17 +9,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from unlearnbench.methods._train import autocast
+
 from . import metrics as M
 
 EVAL_SPLITS = ("retain", "forget", "test")
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` (float32, on the CPU)."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` (float32, on the CPU; autocast on CUDA when configured)."""
+    if batch_size is None:
+        # CPU: batches that stay in cache (measured, small CNN on 28x28, 1 thread:
+        # 0.57 ms/image at 256 vs 0.94 at 2048); GPU: large batches
+        batch_size = 2048 if x.device.type == "cuda" else 256
     was_training = model.training
     model.eval()
-    out = torch.cat([model(xb).float().cpu() for xb in x.split(batch_size)]) if len(x) else torch.empty(0)
+    with autocast(x.device):
+        out = torch.cat([model(xb).float().cpu() for xb in x.split(batch_size)]) if len(x) else torch.empty(0)
     model.train(was_training)
     return out
 
@@ -45,8 +52,11 @@ def parameters_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.named_parameters()}
 
 
-def standalone_metrics(out: Outputs, forget_class: int | None = None) -> dict[str, float]:
-    """Metrics that need only the model's own outputs."""
+def standalone_metrics(out: Outputs, forget_class: int | None = None,
+                       test_forget_mask: np.ndarray | None = None) -> dict[str, float]:
+    """Metrics that need only the model's own outputs.  The test images of the
+    forgotten class (or sub-class) are ``test_forget_mask``, by default those
+    labelled ``forget_class``."""
     p, y = out.probs, out.labels
     m = {
         "retain_acc": M.accuracy(p["retain"], y["retain"]),
@@ -54,8 +64,10 @@ def standalone_metrics(out: Outputs, forget_class: int | None = None) -> dict[st
         "test_acc": M.accuracy(p["test"], y["test"]),
     }
     m["unlearn_acc"] = 100.0 - m["forget_acc"]
-    if forget_class is not None:
-        in_class = y["test"] == forget_class
+    if test_forget_mask is None and forget_class is not None:
+        test_forget_mask = y["test"] == forget_class
+    if test_forget_mask is not None:
+        in_class = np.asarray(test_forget_mask, dtype=bool)
         m["test_acc_forget_class"] = M.accuracy(p["test"][in_class], y["test"][in_class])
         m["test_acc_other_classes"] = M.accuracy(p["test"][~in_class], y["test"][~in_class])
     n_test = len(y["test"])

@@ -19,7 +19,7 @@ import pandas as pd
 from .metrics import DEFINITIONS
 from .records import RecordStore, write_text_atomic
 
-TABLE_KEYS = ["dataset", "model", "scenario_kind", "ratio", "forget_class"]
+TABLE_KEYS = ["dataset", "model", "scenario_kind", "ratio", "forget_class", "train_subset", "test_subset"]
 METRICS = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc", "test_acc_forget_class",
            "test_acc_other_classes", "mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel",
            "js_forget", "avg_gap", "avg_gap_muso", "time_s", "rte"]
@@ -51,6 +51,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         sc = c["scenario"]
         row = {"dataset": c["dataset"], "model": c["model"], "scenario_kind": sc["kind"],
                "ratio": sc.get("ratio", np.nan), "forget_class": sc.get("forget_class", np.nan),
+               "train_subset": c.get("train_subset") or np.nan, "test_subset": c.get("test_subset") or np.nan,
                "method": c["method"], "seed": c["seed"], "status": r["status"],
                "hyper": c.get("hyper", {}), "key": r["key"], "message": r.get("message"),
                "community": bool(r.get("submission"))}
@@ -117,7 +118,10 @@ def _scenario_label(row) -> str:
 
 
 def table_label(row) -> str:
-    return f"{row['dataset']} · {row['model']} · {_scenario_label(row)}"
+    subsets = [f"{int(row[k]):,} {k.split('_')[0]}" for k in ("train_subset", "test_subset")
+               if k in row and not pd.isna(row[k])]
+    return (f"{row['dataset']} · {row['model']} · {_scenario_label(row)}"
+            + (f" · subset: {', '.join(subsets)}" if subsets else ""))
 
 
 def method_label(row, link: bool = True) -> str:

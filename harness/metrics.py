@@ -18,8 +18,9 @@ DEFINITIONS: dict[str, tuple[str, str, str]] = {
     "forget_acc": ("FA", "accuracy on the forget set D_f, %", "closer to Retrain"),
     "test_acc": ("TA", "accuracy on the test set, %", "higher; closer to Retrain"),
     "unlearn_acc": ("UA", "100 − FA, % (SalUn / Sparse convention)", "closer to Retrain"),
-    "test_acc_forget_class": ("TA-fc", "class scenario: test accuracy on the forgotten class, %", "closer to Retrain (≈0)"),
-    "test_acc_other_classes": ("TA-rest", "class scenario: test accuracy on the remaining classes, %", "higher"),
+    "test_acc_forget_class": ("TA-fc", "class / sub-class scenario: test accuracy on the forgotten class (sub-class), %",
+                              "closer to Retrain (≈0 for a whole class)"),
+    "test_acc_other_classes": ("TA-rest", "class / sub-class scenario: test accuracy on all other test images, %", "higher"),
     "mia_efficacy": ("MIA-eff", "SalUn/Sparse 'SVC_MIA_forget_efficacy[confidence]'×100: RBF SVC (C=3, gamma='auto') on "
                      "the true-class confidence p_y, members = first |test| retain samples, non-members = test; "
                      "% of forget samples predicted NON-member", "closer to Retrain"),

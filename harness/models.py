@@ -132,3 +132,4 @@ def build_model(name: str, spec: InputSpec, model_args: dict | None = None) -> C
         raise UsageError(f"bad arguments {model_args} for model {name!r}: {e}") from None
 
 from . import rf_linear as _rf_linear  # noqa: E402,F401  (registers `rf_linear`)
+from . import convnets  # noqa: E402,F401  (registers cnn, resnet18)

@@ -33,6 +33,7 @@ from unlearnbench.methods.retrain import retrain as train_retrain
 from unlearnbench.methods._train import auto_checkpoint, fit, supervised_loss
 
 from .augment import get_augmentation
+from .device import configure_backends, precision_name, resolve_device, resolve_precision
 from .errors import InvalidResult, UsageError
 from .guard import method_guard, recording_data_files
 from .evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of,
@@ -43,14 +44,6 @@ from .records import RecordStore, append_json_line, environment, write_json_atom
 from .spec import RunSpec, derive_seed, stable_hash
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} requested but CUDA is not available; accepted here: auto, cpu")
-    return torch.device(name)
-
-
 @dataclass
 class ProtocolData:
     """A dataset on the device, with its fixed validation carve-out."""
@@ -59,6 +52,7 @@ class ProtocolData:
     fingerprint: str
     pool: np.ndarray        # training indices used for training (train minus validation)
     val: np.ndarray         # held-out validation indices (never trained on)
+    test: np.ndarray        # test indices evaluated (all, or the test subset)
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
@@ -108,12 +102,15 @@ class Harness:
     """Runs :class:`RunSpec` s, sharing data and reference models between them."""
 
     def __init__(self, out="results", cache_dir=None, data_root=None, device="auto", download=False, log=None,
-                 method_progress=None):
+                 method_progress=None, precision="auto", deterministic=False):
         self.out = Path(out)
         self.cache_dir = Path(cache_dir) if cache_dir else self.out / "cache"
         self.data_root = data_root
         self.download = download
         self.device = resolve_device(device) if isinstance(device, str) else device
+        self.amp_dtype = resolve_precision(precision, self.device)
+        self.deterministic = deterministic
+        configure_backends(self.device, deterministic, self.amp_dtype)
         self.store = RecordStore(self.out)
         self.log = log or (lambda msg: None)
         self.method_progress = method_progress   # receives the methods' ctx.progress(fraction, message) calls
@@ -126,6 +123,12 @@ class Harness:
         self.reference_trainings = 0   # how many reference models this process trained
         self.env = None
 
+    @classmethod
+    def from_grid(cls, grid, log=None, method_progress=None) -> "Harness":
+        return cls(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root, device=grid.device,
+                   download=grid.download, log=log, method_progress=method_progress, precision=grid.precision,
+                   deterministic=grid.deterministic)
+
     # ---- data ----------------------------------------------------------
     def dataset(self, name: str) -> D.Dataset:
         if name not in self._datasets:
@@ -137,19 +140,21 @@ class Harness:
         return self._datasets[name]
 
     def data(self, spec: RunSpec) -> ProtocolData:
-        key = (spec.dataset, spec.val_frac)
+        key = (spec.dataset, spec.val_frac, spec.train_subset, spec.test_subset)
         if key not in self._data:
             ds = self.dataset(spec.dataset)
-            labels = ds.y_train.numpy()
-            if spec.val_frac > 0:
-                pool, val = S.stratified_split(labels, spec.val_frac, seed=0)
-            else:
-                pool, val = np.arange(len(labels)), np.array([], dtype=np.int64)
+            for name, n, split in (("train_subset", spec.train_subset, ds.y_train),
+                                   ("test_subset", spec.test_subset, ds.y_test)):
+                if n is not None and n > len(split):
+                    raise UsageError(f"{name} {n} exceeds the {len(split)} images of {spec.dataset!r}")
+            pool, val = S.training_pool(ds.y_train.numpy(), spec.val_frac, spec.train_subset)
+            test = (np.arange(len(ds.y_test)) if spec.test_subset is None
+                    else S.class_balanced_sample(ds.y_test.numpy(), spec.test_subset, seed=0))
             dev = self.device
             self._data[key] = ProtocolData(
-                ds=ds, fingerprint=ds.fingerprint(), pool=pool, val=val,
+                ds=ds, fingerprint=ds.fingerprint(), pool=pool, val=val, test=test,
                 x_train=ds.x_train.to(dev), y_train=ds.y_train.to(dev),
-                x_test=ds.x_test.to(dev), y_test=ds.y_test.to(dev), spec=InputSpec.of(ds))
+                x_test=ds.x_test[test].to(dev), y_test=ds.y_test[test].to(dev), spec=InputSpec.of(ds))
         return self._data[key]
 
     def forget_indices(self, spec: RunSpec) -> tuple[np.ndarray, str]:
@@ -168,6 +173,14 @@ class Harness:
                     raise UsageError(f"class {sc.forget_class} does not exist in {spec.dataset!r}; "
                                      f"accepted: 0..{data.ds.num_classes - 1}")
                 rel = S.class_forget(labels, sc.forget_class)
+            elif sc.kind == "subclass":
+                fine_names = data.ds.extras.get("fine_names")
+                if fine_names is None or not 0 <= sc.forget_class < len(fine_names):
+                    raise UsageError(f"sub-class {sc.forget_class} does not exist in {spec.dataset!r}")
+                try:
+                    rel = S.class_forget(data.ds.extras["fine_train"].numpy()[data.pool], sc.forget_class)
+                except ValueError as e:
+                    raise UsageError(f"{spec.dataset!r}: {e}") from None
             else:
                 raise UsageError(f"unknown scenario {sc.kind!r}")
             idx = data.pool[rel]
@@ -282,7 +295,8 @@ class Harness:
         if self._group.get("key") != refs.retrain_key:
             out = self.outputs(spec, refs.retrain)
             self._group = {"key": refs.retrain_key, "ref": RetrainReference(
-                out, standalone_metrics(out, self._forget_class(spec)), parameters_of(refs.retrain))}
+                out, standalone_metrics(out, test_forget_mask=self._test_forget_mask(spec)),
+                parameters_of(refs.retrain))}
         return self._group["ref"]
 
     # ---- evaluation ---------------------------------------------------------
@@ -293,6 +307,15 @@ class Harness:
     @staticmethod
     def _forget_class(spec: RunSpec):
         return spec.scenario.forget_class if spec.scenario.kind == "class" else None
+
+    def _test_forget_mask(self, spec: RunSpec) -> np.ndarray | None:
+        """Test images of the forgotten class (class) or sub-class (subclass)."""
+        sc, data = spec.scenario, self.data(spec)
+        if sc.kind == "class":
+            return data.y_test.cpu().numpy() == sc.forget_class
+        if sc.kind == "subclass":
+            return data.ds.extras["fine_test"].numpy()[data.test] == sc.forget_class
+        return None
 
     def _context(self, spec: RunSpec, original, theta0, split, generator) -> Context:
         data = self.data(spec)
@@ -360,7 +383,8 @@ class Harness:
 
     def _run(self, spec: RunSpec) -> dict:
         if self.env is None:
-            self.env = environment(str(self.device))
+            self.env = {**environment(str(self.device)), "precision": precision_name(self.amp_dtype),
+                        "deterministic": self.deterministic}
         record = {"schema": 1, "key": spec.key, "config": spec.to_config(), "status": "ok",
                   "message": None, "metrics": {}, "env": self.env,
                   "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -375,7 +399,7 @@ class Harness:
                 record["resumed_from_epoch"] = ckpt.resumed_from
             t_eval = time.perf_counter()
             out = self.outputs(spec, model)
-            own = standalone_metrics(out, self._forget_class(spec))
+            own = standalone_metrics(out, test_forget_mask=self._test_forget_mask(spec))
             metrics = {**own, **compare_metrics(out, own, parameters_of(model), ref)}
             metrics["time_s"] = seconds
             metrics["rte"] = refs.retrain_time / seconds if seconds > 0 else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from unlearnbench.methods import TrainConfig
 
 PROTOCOL_VERSION = 1   # bump when a change makes old records or caches incomparable
-SCENARIOS = ("random", "class")
+SCENARIOS = ("random", "class", "subclass")
 
 
 def stable_hash(obj, n: int = 16) -> str:
@@ -32,9 +32,9 @@ def derive_seed(seed: int, *tags) -> int:
 class Scenario:
     """Which training samples are to be forgotten."""
 
-    kind: str                         # random | class
+    kind: str                         # random | class | subclass
     ratio: float | None = None        # random: share of the training set in (0, 1)
-    forget_class: int | None = None   # class: the class index
+    forget_class: int | None = None   # class: the class index; subclass: the fine-class index (e.g. cifar20)
 
     @property
     def label(self) -> str:
@@ -66,10 +66,16 @@ class RunSpec:
     hyper: dict = field(default_factory=dict, hash=False, compare=False)      # resolved, complete
     model_args: dict = field(default_factory=dict, hash=False, compare=False)
     val_frac: float = 0.1
+    train_subset: int | None = None   # use a fixed class-balanced subset of this many training images
+    test_subset: int | None = None    # ... and of this many test images (None: all)
 
     # --- identities -------------------------------------------------------
     def data_identity(self) -> dict:
-        return {"protocol": PROTOCOL_VERSION, "dataset": self.dataset, "val_frac": self.val_frac}
+        ident = {"protocol": PROTOCOL_VERSION, "dataset": self.dataset, "val_frac": self.val_frac}
+        for key in ("train_subset", "test_subset"):   # only when set: full-data keys stay as they were
+            if getattr(self, key) is not None:
+                ident[key] = getattr(self, key)
+        return ident
 
     def original_identity(self) -> dict:
         """Everything the initial weights θ₀ and the original model depend on."""
@@ -91,13 +97,15 @@ class RunSpec:
         return {"dataset": self.dataset, "model": self.model, "model_args": self.model_args,
                 "scenario": self.scenario.to_dict(), "method": self.method, "hyper": self.hyper,
                 "seed": self.seed, "train": self.train.to_dict(), "val_frac": self.val_frac,
-                "protocol": PROTOCOL_VERSION}
+                "protocol": PROTOCOL_VERSION, **{k: v for k, v in self.data_identity().items()
+                                                 if k in ("train_subset", "test_subset")}}
 
     @classmethod
     def from_config(cls, c: dict) -> "RunSpec":
         return cls(dataset=c["dataset"], model=c["model"], scenario=Scenario.from_dict(c["scenario"]),
                    method=c["method"], seed=int(c["seed"]), train=TrainConfig.from_dict(c["train"]),
-                   hyper=dict(c["hyper"]), model_args=dict(c["model_args"]), val_frac=float(c["val_frac"]))
+                   hyper=dict(c["hyper"]), model_args=dict(c["model_args"]), val_frac=float(c["val_frac"]),
+                   train_subset=c.get("train_subset"), test_subset=c.get("test_subset"))
 
     def describe(self) -> str:
         return f"{self.dataset}/{self.model} {self.scenario.label} seed={self.seed} {self.method}"

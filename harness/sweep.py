@@ -100,17 +100,21 @@ class Settings:
     device: str = "auto"
     download: bool = False
     threads: int | None = None        # torch threads; None: the CPUs Slurm gave the task, or all
+    precision: str = "auto"           # mixed precision on CUDA (see harness/device.py)
+    deterministic: bool = False
 
     @classmethod
     def of(cls, grid, threads: int | None = None) -> "Settings":
         return cls(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root, device=grid.device,
-                   download=grid.download, threads=threads)
+                   download=grid.download, threads=threads, precision=grid.precision,
+                   deterministic=grid.deterministic)
 
     def harness(self, log=None):
         from .runner import Harness
 
         return Harness(out=self.out, cache_dir=self.cache_dir, data_root=self.data_root, device=self.device,
-                       download=self.download, log=log)
+                       download=self.download, log=log, precision=self.precision,
+                       deterministic=self.deterministic)
 
 
 def slurm_job_id() -> str | None:

@@ -4,7 +4,8 @@
 Data are in-memory tensors already on the model's device; batches are index
 slices of a seeded permutation (no per-sample ``Dataset.__getitem__``).  The
 loop owns the optimiser, the learning-rate schedule (linear warm-up, then
-constant / cosine / step decay, stepped per batch), divergence detection and
+constant / cosine / step decay, stepped per batch), mixed precision on CUDA
+(autocast, with loss scaling for fp16), divergence detection and
 optional per-epoch checkpoints that let an interrupted (or pre-empted) job
 resume exactly where it stopped.  Inside :func:`auto_checkpoint` every call
 checkpoints without being asked, so any method that trains with :func:`fit`
@@ -12,6 +13,7 @@ resumes after a Slurm requeue with no code of its own.
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 import os
@@ -96,6 +98,31 @@ def lr_factor(step: int, total: int, steps_per_epoch: int, cfg: TrainConfig) -> 
 
 
 LossFn = Callable[[nn.Module, Sequence[torch.Tensor], Sequence[torch.Tensor] | None], torch.Tensor]
+
+# Mixed precision: the dtype forward passes on a CUDA device run under
+# (autocast), or None for plain fp32.  Set once per process by the harness
+# (``--precision``); never applied on the CPU.
+_AUTOCAST_DTYPE: torch.dtype | None = None
+
+
+def set_autocast(dtype: torch.dtype | None) -> None:
+    global _AUTOCAST_DTYPE
+    _AUTOCAST_DTYPE = dtype
+
+
+def autocast(device: torch.device):
+    """Context for forward passes: autocast to the configured dtype on CUDA,
+    nothing elsewhere.  :func:`fit` and the evaluation use it; a method may
+    wrap its own forward passes (e.g. feature extraction) in it too."""
+    if _AUTOCAST_DTYPE is None or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=_AUTOCAST_DTYPE)
+
+
+def _grad_scaler():
+    if hasattr(torch.amp, "GradScaler"):          # torch >= 2.3
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
 
 
 @dataclass
@@ -214,6 +241,8 @@ def fit(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, steps_per_epoch, cfg))
     extra_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+    # fp16 needs loss scaling (its range is too small for small gradients); bf16 does not
+    scaler = _grad_scaler() if device.type == "cuda" and _AUTOCAST_DTYPE == torch.float16 else None
     result = FitResult()
     extra_queue: list[torch.Tensor] = []
     # what identifies this training: a checkpoint of another one is ignored
@@ -235,6 +264,8 @@ def fit(
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         extra_queue = list(state["extra_queue"].to(device).split(cfg.batch_size)) if len(state["extra_queue"]) else []
         result.start_epoch, result.steps, result.losses = state["epoch"], state["steps"], list(state["losses"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
     if auto is not None and result.start_epoch:
         auto.resumed_from.append(result.start_epoch)
     model.train(train_mode)
@@ -254,16 +285,25 @@ def fit(
                 extra_batch = [t[eidx] for t in extra]
                 if augment is not None and cfg.augment:
                     extra_batch[0] = augment(extra_batch[0], generator)
-            loss = loss_fn(model, batch, extra_batch)
+            with autocast(device):
+                loss = loss_fn(model, batch, extra_batch)
             if not torch.isfinite(loss):
                 raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {result.steps + 1}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is None:
+                loss.backward()
+            else:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)   # clipping and before_step see the true gradients
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             if before_step is not None:
                 before_step(model)
-            optimizer.step()
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)       # skipped when a gradient overflowed; the scale then shrinks
+                scaler.update()
             schedule.step()
             result.steps += 1
             total_loss += loss.item() * len(idx)
@@ -279,6 +319,7 @@ def fit(
                 # the forget-stream batches still queued for the next epoch (a partial permutation)
                 "extra_queue": torch.cat(extra_queue).cpu() if extra_queue else torch.zeros(0, dtype=torch.long),
                 "epoch": epoch + 1, "steps": result.steps, "losses": result.losses,
+                **({"scaler": scaler.state_dict()} if scaler is not None else {}),
             }, Path(checkpoint))
         if after_epoch is not None:
             after_epoch(epoch, model)

@@ -27,7 +27,7 @@ def test_help_does_not_import_torch():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--datasets", "cifar11"], "unknown dataset 'cifar11'; accepted: digits"),
+    (["--datasets", "cifar11"], "unknown dataset 'cifar11'; accepted: cifar10, cifar100"),
     (["--models", "vit"], "unknown model 'vit'; accepted:"),
     (["--methods", "nope"], "unknown method 'nope'; accepted: original, retrain"),
     (["--scenarios", "subset"], "unknown scenario 'subset'; accepted: random, class"),
@@ -39,7 +39,7 @@ def test_help_does_not_import_torch():
     (["--method-arg", "finetune.learning_rate=1"], "unknown hyperparameter 'learning_rate' for method 'finetune'"),
     (["--method-arg", "finetune.lr=fast"], "finetune.lr='fast' is not a valid float"),
     (["--train-arg", "epochz=3"], "unknown training option(s) 'epochz'"),
-    (["--datasets", "fashion_mnist", "--data-root", "/nonexistent"], "Fashion-MNIST file train-images-idx3-ubyte[.gz] not found in /nonexistent"),
+    (["--datasets", "fashion_mnist", "--data-root", "/nonexistent"], "Fashion-MNIST not found (looked in /nonexistent/FashionMNIST/raw"),
     (["--config", "/nonexistent.toml"], "config file '/nonexistent.toml' not found; shipped presets: default"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, needle):

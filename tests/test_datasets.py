@@ -54,7 +54,7 @@ def test_missing_and_corrupt_files_are_clear_errors(tmp_path):
 
 
 def test_unknown_dataset_lists_accepted():
-    with pytest.raises(D.UnknownName, match="accepted: digits, fashion_mnist"):
+    with pytest.raises(D.UnknownName, match="accepted: cifar10, cifar100, cifar20, digits, fashion_mnist, mnist, svhn"):
         D.load_dataset("mnist10")
 
 

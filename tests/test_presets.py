@@ -1,0 +1,65 @@
+"""Every shipped preset parses, documents its source, and dry-runs."""
+import re
+
+import pytest
+
+from unlearnbench.harness.cli import main
+from unlearnbench.harness.config import Grid, apply_mapping, expand, load_toml, preset_names, resolve_config
+
+PRESETS = preset_names()
+
+
+def test_the_paper_presets_ship():
+    for name in ("muso_cifar10_resnet18", "muso_cifar100_resnet18", "muso_cifar100_class",
+                 "muso_cifar20_subclass", "salun_cifar10_resnet18", "fashion_mnist_cnn"):
+        assert name in PRESETS
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_dry_run_lists_its_runs(name, capsys):
+    specs = expand(apply_mapping(Grid(), load_toml(name), name))
+    assert main(["run", "--config", name, "--dry-run"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == f"{len(specs)} runs" and len(specs) > 0
+    assert {line.split()[0] for line in out[:-1]} == {s.key for s in specs}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_header_names_its_source(name):
+    header = "".join(l for l in resolve_config(name).read_text().splitlines(True) if l.startswith("#"))
+    assert re.search(r"Source:", header), name
+
+
+@pytest.mark.parametrize("name, values", [
+    ("muso_cifar10_resnet18", ["93.29 / 92.96 / 79.00", "92.91 / 93.57 / 80.75"]),
+    ("muso_cifar100_resnet18", ["76.41 / 75.28 / 55.44", "75.44 / 74.68 / 54.59"]),
+])
+def test_muso_presets_carry_the_published_retrain_values(name, values):
+    text = resolve_config(name).read_text()
+    for v in values:
+        assert v in text
+
+
+def test_paper_presets_train_as_the_reference():
+    """MUSO's recipe: SGD 0.9, lr 0.1, wd 5e-4, 100 epochs, batch 128, 2 warm-up
+    epochs, step decay at epochs 80 and 90, crop + flip, all 50k images."""
+    from unlearnbench.methods._train import lr_factor
+
+    for name in ("muso_cifar10_resnet18", "muso_cifar100_resnet18", "muso_cifar100_class", "muso_cifar20_subclass"):
+        spec = expand(apply_mapping(Grid(), load_toml(name), name))[0]
+        t = spec.train
+        assert (t.optimizer, t.lr, t.momentum, t.weight_decay, t.epochs, t.batch_size, t.warmup_epochs, t.augment) == \
+               ("sgd", 0.1, 0.9, 5e-4, 100, 128, 2, True) and spec.val_frac == 0.0, name
+        steps = 391                                              # 50,000 / 128
+        factor = lambda epoch: lr_factor(int(epoch * steps), 100 * steps, steps, t)
+        assert factor(79.99) == 1.0 and factor(80.01) == pytest.approx(0.1) and factor(90.01) == pytest.approx(0.01)
+
+
+def test_fashion_mnist_preset_is_the_cpu_benchmark():
+    from unlearnbench.methods import list_methods
+
+    specs = expand(apply_mapping(Grid(), load_toml("fashion_mnist_cnn"), "fashion_mnist_cnn"))
+    assert {s.method for s in specs} == set(list_methods())              # every registered method
+    assert {s.scenario.label for s in specs} == {"random 10%", "class 0"}  # class 0 = t-shirt/top
+    assert {s.seed for s in specs} == {0, 1, 2}
+    assert {(s.dataset, s.model, s.train_subset, s.test_subset) for s in specs} == {("fashion_mnist", "cnn", 5000, 2000)}
