@@ -27,6 +27,10 @@ def add_grid_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train-arg", action="append", metavar="KEY=VALUE",
                    help="override the reference training configuration (repeatable), e.g. epochs=10")
     g.add_argument("--val-frac", type=float, dest="val_frac", help="validation share carved from train (default 0.1)")
+    g.add_argument("--floor-retrains", type=int, dest="floor_retrains", metavar="K",
+                   help="extra retrains per forget set measuring the retrain noise floor (default 2; 0: none)")
+    g.add_argument("--no-tuned", action="store_true", dest="no_tuned",
+                   help="ignore the tuned presets in configs/tuned/ (use the methods' registered defaults)")
     o = p.add_argument_group("where and how")
     o.add_argument("--out", help="results folder (default: results)")
     o.add_argument("--cache-dir", dest="cache_dir", help="reference-model cache (default: OUT/cache)")
@@ -49,6 +53,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leaderboard", metavar="FILE", help="leaderboard path (default: see `leaderboard --help`)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("forgetting-quality",
+                       help="the NeurIPS 2023 challenge's many-model ε score (default: digits/mlp, random 10%%, "
+                            "seed 0, every method, N = 32)")
+    add_grid_options(p)
+    p.add_argument("--num-models", type=int, default=32, metavar="N",
+                   help="models per bank: N retrained and N runs of each method (default 32)")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
+    p.add_argument("--leaderboard", metavar="FILE", help="leaderboard path (default: see `leaderboard --help`)")
+    p.add_argument("--dry-run", action="store_true", help="list the method banks and exit")
+    p.set_defaults(handler=cmd_forgetting_quality)
+
+    p = sub.add_parser("tune", help="tune methods' hyperparameters with the same budget on a validation "
+                                    "protocol; writes configs/tuned/ presets")
+    p.add_argument("tune_methods", metavar="METHOD", help="method name(s), comma-separated, or 'all' "
+                                                          "(every method that declares a search space)")
+    p.add_argument("--trials", type=int, default=12, help="configurations tried per method and table (default 12)")
+    p.add_argument("--tune-seeds", default="100,101", dest="tune_seeds",
+                   help="seeds of the validation protocol, disjoint from the benchmark's (default 100,101)")
+    p.add_argument("--presets", metavar="DIR", help="presets folder to write (default: the shipped configs/tuned/)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be tuned and exit")
+    g = p.add_argument_group("tables (default: those of the default benchmark)")
+    for option in ("--config", "--datasets", "--models", "--scenarios", "--ratios", "--classes"):
+        g.add_argument(option)
+    g.add_argument("--train-arg", action="append", metavar="KEY=VALUE", help="override the reference training")
+    g.add_argument("--val-frac", type=float, dest="val_frac", help="validation share carved from train (default 0.1)")
+    for option, dest in (("--out", "out"), ("--cache-dir", "cache_dir"), ("--data-root", "data_root"),
+                         ("--device", "device")):
+        g.add_argument(option, dest=dest)
+    p.set_defaults(handler=cmd_tune)
 
     p = sub.add_parser("list", help="list registered methods, datasets, models and scenarios")
     p.set_defaults(handler=cmd_list)
@@ -120,10 +154,7 @@ def cmd_run(args) -> int:
 
     _set_threads()
     progress = Progress(len(specs))
-    harness = Harness(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root,
-                      device=grid.device, download=grid.download, log=progress.log)
-    for name in grid.datasets:  # missing data fails here, before anything is written
-        harness.dataset(name)
+    harness = Harness.for_grid(grid, log=progress.log)
     counts: dict[str, int] = {}
     skipped = 0
     for spec in specs:
@@ -145,6 +176,18 @@ def cmd_run(args) -> int:
         csv_path, md_path = write_leaderboard(grid.out, args.leaderboard)
         print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
     return 1 if counts.get("failed") or counts.get("diverged") else 0
+
+
+def cmd_forgetting_quality(args) -> int:
+    from .forgetting_quality import command
+
+    return command(args)
+
+
+def cmd_tune(args) -> int:
+    from .tuning import command
+
+    return command(args)
 
 
 def cmd_list(args) -> int:

@@ -32,6 +32,7 @@ from .augment import get_augmentation
 from .errors import UsageError
 from .evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of,
                        standalone_metrics)
+from .floor import floor_ratio_of, noise_floor
 from .metrics import param_distance
 from .models import InputSpec, build_model
 from .records import RecordStore, environment, write_json_atomic
@@ -85,6 +86,23 @@ def file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextmanager
+def recorded(record: dict, store: RecordStore):
+    """Run the body, then write ``record`` with its status: ``diverged`` or
+    ``failed`` (with the traceback) if the body raised — a failing method
+    must not stop a sweep.  Bad input (UsageError) propagates, unwritten."""
+    try:
+        yield record
+    except UsageError:
+        raise
+    except Diverged as e:
+        record.update(status="diverged", message=str(e))
+    except Exception as e:
+        record.update(status="failed", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+    record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    store.write(record)
+
+
 def _load_state(path: Path, device) -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
@@ -98,7 +116,11 @@ def _save_state(state: dict, path: Path) -> None:
 class Harness:
     """Runs :class:`RunSpec` s, sharing data and reference models between them."""
 
-    def __init__(self, out="results", cache_dir=None, data_root=None, device="auto", download=False, log=None):
+    def __init__(self, out="results", cache_dir=None, data_root=None, device="auto", download=False, log=None,
+                 evaluate_on="test"):
+        if evaluate_on not in ("test", "val"):
+            raise ValueError(f"evaluate_on must be 'test' or 'val', got {evaluate_on!r}")
+        self.evaluate_on = evaluate_on   # "val": the tuning protocol, which never touches the test set
         self.out = Path(out)
         self.cache_dir = Path(cache_dir) if cache_dir else self.out / "cache"
         self.data_root = data_root
@@ -114,6 +136,16 @@ class Harness:
         self._group: dict = {}
         self.reference_trainings = 0   # how many reference models this process trained
         self.env = None
+
+    @classmethod
+    def for_grid(cls, grid, log=None, **options) -> "Harness":
+        """A harness for a grid's folders and device, its datasets loaded
+        (missing data fails here, before anything is written)."""
+        options = {"out": grid.out, "cache_dir": grid.cache_dir, **options}
+        harness = cls(data_root=grid.data_root, device=grid.device, download=grid.download, log=log, **options)
+        for name in grid.datasets:
+            harness.dataset(name)
+        return harness
 
     # ---- data ----------------------------------------------------------
     def dataset(self, name: str) -> D.Dataset:
@@ -176,11 +208,17 @@ class Harness:
             return self._splits[path]
         retain = np.setdiff1d(data.pool, forget)
         to = lambda idx: torch.as_tensor(idx, device=self.device)
+        val, test = data.val, Split(data.x_test, data.y_test)
+        if self.evaluate_on == "val":
+            # Tuning protocol: a fixed class-balanced half of the validation split
+            # plays the test set; the method sees only the other half as ctx.val.
+            keep, held = S.stratified_split(data.ds.y_train.numpy()[data.val], 0.5, seed=0)
+            val, test = data.val[keep], Split(data.x_train[to(data.val[held])], data.y_train[to(data.val[held])])
         self._splits = {path: {
             "retain": Split(data.x_train[to(retain)], data.y_train[to(retain)]),
             "forget": Split(data.x_train[to(forget)], data.y_train[to(forget)]),
-            "val": Split(data.x_train[to(data.val)], data.y_train[to(data.val)]),
-            "test": Split(data.x_test, data.y_test),
+            "val": Split(data.x_train[to(val)], data.y_train[to(val)]),
+            "test": test,
         }}
         return self._splits[path]
 
@@ -199,6 +237,26 @@ class Harness:
     def _train_generator(self, spec: RunSpec) -> torch.Generator:
         return torch.Generator().manual_seed(derive_seed(spec.seed, "data-order"))
 
+    def _cached(self, spec: RunSpec, folder: Path, train, meta: dict) -> tuple[torch.nn.Module, float]:
+        """The model cached in ``folder``, trained first by ``train() -> (model,
+        seconds)`` if absent: one trainer per entry (flock), across processes."""
+        with file_lock(folder / "lock"):
+            if not (folder / "meta.json").exists():
+                model, seconds = train()
+                self.reference_trainings += 1
+                _save_state(model.state_dict(), folder / "model.pt")
+                write_json_atomic(folder / "meta.json", {**meta, "train_time_s": seconds})
+        model = self.make_model(spec)
+        model.load_state_dict(_load_state(folder / "model.pt", self.device))
+        model.eval().requires_grad_(False)
+        return model, json.loads((folder / "meta.json").read_text())["train_time_s"]
+
+    def _train_retrain(self, spec: RunSpec, theta0: dict, generator: torch.Generator):
+        ctx = self._context(spec, None, theta0, self.splits(spec), generator=generator)
+        t0 = time.perf_counter()
+        model = train_retrain(ctx)  # the same function the `retrain` method is
+        return model, time.perf_counter() - t0
+
     def references(self, spec: RunSpec) -> References:
         """θ₀, the original (full training set) and the retrain (retain set,
         same θ₀, same hyperparameters, same data-order seed) models."""
@@ -208,57 +266,62 @@ class Harness:
         rkey = stable_hash({"original": okey, "forget": stable_hash(forget.tolist())})
         if (okey, rkey) in self._refs:
             return self._refs[(okey, rkey)]
-        augment = get_augmentation(data.ds.augment)
         odir = self.cache_dir / "original" / okey
-        with file_lock(odir / "lock"):
-            if not (odir / "meta.json").exists():
-                self.log(f"training original ({spec.dataset}/{spec.model} seed={spec.seed})")
-                model = self.make_model(spec, derive_seed(spec.seed, "init"))
-                _save_state(model.state_dict(), odir / "theta0.pt")
-                x, y = data.x_train, data.y_train
-                pool = torch.as_tensor(data.pool, device=self.device)
-                t0 = time.perf_counter()
-                fit(model, supervised_loss, (x[pool], y[pool]), spec.train, self._train_generator(spec),
-                    augment=augment, checkpoint=odir / "train.ckpt")
-                seconds = time.perf_counter() - t0
-                self.reference_trainings += 1
-                _save_state(model.state_dict(), odir / "model.pt")
-                write_json_atomic(odir / "meta.json", {"identity": spec.original_identity(),
-                                                       "data": data.fingerprint, "train_time_s": seconds})
-        theta0 = _load_state(odir / "theta0.pt", self.device)
-        original = self.make_model(spec)
-        original.load_state_dict(_load_state(odir / "model.pt", self.device))
-        otime = json.loads((odir / "meta.json").read_text())["train_time_s"]
 
-        rdir = self.cache_dir / "retrain" / rkey
-        with file_lock(rdir / "lock"):
-            if not (rdir / "meta.json").exists():
-                self.log(f"training retrain ({spec.describe().rsplit(' ', 1)[0]})")
-                split = self.splits(spec)
-                ctx = self._context(spec, None, theta0, split, generator=self._train_generator(spec))
-                t0 = time.perf_counter()
-                model = train_retrain(ctx)  # the same function the `retrain` method is
-                seconds = time.perf_counter() - t0
-                self.reference_trainings += 1
-                _save_state(model.state_dict(), rdir / "model.pt")
-                write_json_atomic(rdir / "meta.json", {"identity": spec.scenario_identity(), "original": okey,
-                                                       "train_time_s": seconds})
-        retrain = self.make_model(spec)
-        retrain.load_state_dict(_load_state(rdir / "model.pt", self.device))
-        rtime = json.loads((rdir / "meta.json").read_text())["train_time_s"]
-        for m in (original, retrain):
-            m.eval().requires_grad_(False)
+        def train_original():
+            self.log(f"training original ({spec.dataset}/{spec.model} seed={spec.seed})")
+            model = self.make_model(spec, derive_seed(spec.seed, "init"))
+            _save_state(model.state_dict(), odir / "theta0.pt")
+            pool = torch.as_tensor(data.pool, device=self.device)
+            t0 = time.perf_counter()
+            fit(model, supervised_loss, (data.x_train[pool], data.y_train[pool]), spec.train,
+                self._train_generator(spec), augment=get_augmentation(data.ds.augment),
+                checkpoint=odir / "train.ckpt")
+            return model, time.perf_counter() - t0
+
+        original, otime = self._cached(spec, odir, train_original,
+                                       {"identity": spec.original_identity(), "data": data.fingerprint})
+        theta0 = _load_state(odir / "theta0.pt", self.device)
+
+        def train_reference_retrain():
+            self.log(f"training retrain ({spec.describe().rsplit(' ', 1)[0]})")
+            return self._train_retrain(spec, theta0, self._train_generator(spec))
+
+        retrain, rtime = self._cached(spec, self.cache_dir / "retrain" / rkey, train_reference_retrain,
+                                      {"identity": spec.scenario_identity(), "original": okey})
         refs = References(theta0, original, retrain, otime, rtime, okey, rkey)
         self._refs = {(okey, rkey): refs}   # keep one group in memory
         return refs
 
+    def extra_retrain(self, spec: RunSpec, index: int, vary: str = "order") -> tuple[torch.nn.Module, float]:
+        """Retrain number ``index`` ≥ 1 beside the reference (cached): the same
+        D_r and hyperparameters, with another data-order seed (``vary="order"``)
+        or from another θ₀ with the reference's data order (``vary="init"``).
+        The noise floor uses the first K, the many-model metric the first N−1."""
+        if index < 1 or vary not in ("order", "init"):
+            raise ValueError(f"extra retrain needs index >= 1 and vary in (order, init), got {index}, {vary!r}")
+        refs = self.references(spec)
+        variant = derive_seed(spec.seed, "retrain-variant", vary, index)
+        key = stable_hash({"retrain": refs.retrain_key, "vary": vary, "seed": variant})
+
+        def train():
+            self.log(f"training extra retrain #{index} (other {vary}) ({spec.describe().rsplit(' ', 1)[0]})")
+            if vary == "order":
+                return self._train_retrain(spec, refs.theta0, torch.Generator().manual_seed(variant))
+            return self._train_retrain(spec, self.make_model(spec, variant).state_dict(), self._train_generator(spec))
+
+        return self._cached(spec, self.cache_dir / "retrain" / key, train,
+                            {"identity": spec.scenario_identity(), "retrain": refs.retrain_key,
+                             "vary": vary, "index": index})
+
     def retrain_reference(self, spec: RunSpec) -> RetrainReference:
         """Retrain's outputs, standalone metrics and parameters (computed once per group)."""
         refs = self.references(spec)
-        if self._group.get("key") != refs.retrain_key:
+        if self._group.get("key") != (refs.retrain_key, spec.floor_retrains):
             out = self.outputs(spec, refs.retrain)
-            self._group = {"key": refs.retrain_key, "ref": RetrainReference(
-                out, standalone_metrics(out, self._forget_class(spec)), parameters_of(refs.retrain))}
+            ref = RetrainReference(out, standalone_metrics(out, self._forget_class(spec)), parameters_of(refs.retrain))
+            ref.floor = noise_floor(self, spec, ref)
+            self._group = {"key": (refs.retrain_key, spec.floor_retrains), "ref": ref}
         return self._group["ref"]
 
     # ---- evaluation ---------------------------------------------------------
@@ -281,18 +344,21 @@ class Harness:
             augment=get_augmentation(data.ds.augment), seed=spec.seed)
 
     # ---- one run ---------------------------------------------------------
-    def unlearn(self, spec: RunSpec, refs: References):
-        """Run the method; returns (model, seconds)."""
+    def unlearn(self, spec: RunSpec, refs: References, replicate: int | None = None):
+        """Run the method; returns (model, seconds).  With ``replicate`` the
+        method's function always runs (reference rows included), seeded by
+        the replicate number: the many-model metric's N runs."""
         info = get_method(spec.method)
-        if info.reference == "original":
+        if replicate is None and info.reference == "original":
             return refs.original, 0.0
-        if info.reference == "retrain":
+        if replicate is None and info.reference == "retrain":
             return refs.retrain, refs.retrain_time
         split = self.splits(spec)
-        generator = torch.Generator().manual_seed(derive_seed(spec.seed, "unlearn", spec.method))
+        tags = () if replicate is None else ("replicate", replicate)
+        generator = torch.Generator().manual_seed(derive_seed(spec.seed, "unlearn", spec.method, *tags))
         ctx = self._context(spec, refs.original, refs.theta0, split, generator)
         hyper = info.hyper(**spec.hyper) if info.hyper is not None else None
-        torch.manual_seed(derive_seed(spec.seed, "unlearn-global", spec.method))
+        torch.manual_seed(derive_seed(spec.seed, "unlearn-global", spec.method, *tags))
         before = {k: v.clone() for k, v in refs.original.state_dict().items()}
         t0 = time.perf_counter()
         model = info.fn(ctx, hyper)
@@ -327,7 +393,7 @@ class Harness:
         record = {"schema": 1, "key": spec.key, "config": spec.to_config(), "status": "ok",
                   "message": None, "metrics": {}, "env": self.env,
                   "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        try:
+        with recorded(record, self.store):
             refs = self.references(spec)
             forget, split_path = self.forget_indices(spec)
             ref = self.retrain_reference(spec)
@@ -336,6 +402,7 @@ class Harness:
             out = self.outputs(spec, model)
             own = standalone_metrics(out, self._forget_class(spec))
             metrics = {**own, **compare_metrics(out, own, parameters_of(model), ref)}
+            metrics["param_dist_floor_ratio"] = floor_ratio_of(get_method(spec.method), metrics["param_dist"], ref.floor)
             metrics["time_s"] = seconds
             metrics["rte"] = refs.retrain_time / seconds if seconds > 0 else None
             split = self.splits(spec)
@@ -345,17 +412,10 @@ class Harness:
                               "original_train_time_s": refs.original_time,
                               "retrain_train_time_s": refs.retrain_time,
                               "original_param_dist": param_distance(
-                                  parameters_of(refs.original), ref.params)[0]},
+                                  parameters_of(refs.original), ref.params)[0],
+                              "floor": ref.floor},
                 "forget_indices": split_path,
                 "sizes": {k: len(v) for k, v in split.items()},
                 "eval_time_s": time.perf_counter() - t_eval,
             })
-        except UsageError:
-            raise
-        except Diverged as e:
-            record.update(status="diverged", message=str(e))
-        except Exception as e:  # a failing method must not stop the sweep
-            record.update(status="failed", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.store.write(record)
         return record
