@@ -110,7 +110,8 @@ def leaderboard_section(out) -> str | None:
         per_seed = g.drop_duplicates("seed")
         if per_seed["k"].notna().any():
             k = int(per_seed["k"].dropna().iloc[0])
-            lines += [f"Floor (K = {k}): same θ₀, other data orders: ‖θ−θ'‖ = {_summary(per_seed['order_param_dist'])}, "
+            lines += [f"Floor (K = {k}): same θ₀, other data orders: "
+                      f"‖θ−θ'‖ = {_summary(per_seed['order_param_dist'])}, "
                       f"JS = {_summary(per_seed['order_js_forget'])}; other θ₀: ‖θ−θ'‖ = "
                       f"{_summary(per_seed['init_param_dist'])}, JS = {_summary(per_seed['init_js_forget'])}.", ""]
         lines += ["| method | MIA-loss | ‖θ−θr‖ | ‖θ−θr‖/floor | JS | seeds |", "|---|---|---|---|---|---|"]

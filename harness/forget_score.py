@@ -149,7 +149,8 @@ def epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA)
     """Per-example ε from ``[N, |D_f|]`` confidence banks."""
     unlearned, retrained = np.asarray(unlearned, dtype=np.float64), np.asarray(retrained, dtype=np.float64)
     if unlearned.shape != retrained.shape or unlearned.ndim != 2:
-        raise ValueError(f"confidence banks must both be [models, examples], got {unlearned.shape} and {retrained.shape}")
+        raise ValueError(f"confidence banks must both be [models, examples], "
+                         f"got {unlearned.shape} and {retrained.shape}")
     retrain_positive = np.median(retrained, axis=0) > np.median(unlearned, axis=0)
     pos = np.where(retrain_positive, retrained, unlearned)
     neg = np.where(retrain_positive, unlearned, retrained)

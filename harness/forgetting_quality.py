@@ -80,7 +80,8 @@ def score_banks(unlearned: Bank, retrained: Bank) -> tuple[dict, list[float], fl
     n = u.shape[0]
     forget = float(FS.points(eps, n).mean())
     mean = lambda v: float(np.mean(v))
-    ra_u, ra_r, ta_u, ta_r = mean(unlearned.retain_acc), mean(retrained.retain_acc), mean(unlearned.test_acc), mean(retrained.test_acc)
+    ra_u, ra_r = mean(unlearned.retain_acc), mean(retrained.retain_acc)
+    ta_u, ta_r = mean(unlearned.test_acc), mean(retrained.test_acc)
     metrics = {
         "forgetting_quality": forget,
         "challenge_score": FS.final_score(forget, ra_u, ra_r, ta_u, ta_r),

@@ -47,7 +47,8 @@ DEFINITIONS: dict[str, tuple[str, str, str]] = {
                            "unlearned models (`unlearnbench forgetting-quality`): per forget example ε of the best "
                            "single-/double-threshold test on the logit-scaled confidences (δ = 1e-5, cap 50), "
                            "points 1 for ε < 0.5 halved per further 0.5 and 0 from ⌈ln(N−1)⌉, averaged over D_f; "
-                           "identical distributions score far below 1 (≈0.18-0.20 on synthetic logits)", "higher; read against Retrain's (the ceiling)"),
+                           "identical distributions score far below 1 (≈0.18-0.20 on synthetic logits)",
+                           "higher; read against Retrain's (the ceiling)"),
     "challenge_score": ("score", "the challenge's final score: F × (RA_u / RA_r) × (TA_u / TA_r), accuracies averaged "
                         "over the N models of each bank", "higher"),
     "time_s": ("time", "wall time of the unlearning call alone, s (Retrain: its training time; Original: 0)", "lower"),

@@ -402,7 +402,8 @@ class Harness:
             out = self.outputs(spec, model)
             own = standalone_metrics(out, self._forget_class(spec))
             metrics = {**own, **compare_metrics(out, own, parameters_of(model), ref)}
-            metrics["param_dist_floor_ratio"] = floor_ratio_of(get_method(spec.method), metrics["param_dist"], ref.floor)
+            metrics["param_dist_floor_ratio"] = floor_ratio_of(get_method(spec.method), metrics["param_dist"],
+                                                               ref.floor)
             metrics["time_s"] = seconds
             metrics["rte"] = refs.retrain_time / seconds if seconds > 0 else None
             split = self.splits(spec)

@@ -27,7 +27,8 @@ class _Hyper:
 
 def test_search_space_must_name_hyperparameters():
     with pytest.raises(TypeError, match="must be a hyperparameter"):
-        register_method("bad_space_for_test", hyper=_Hyper, search_space={"epochs": IntRange(1, 3)})(lambda c, h: c.model)
+        register_method("bad_space_for_test", hyper=_Hyper,
+                        search_space={"epochs": IntRange(1, 3)})(lambda c, h: c.model)
     unregister_method("bad_space_for_test")
 
 
@@ -92,7 +93,7 @@ def test_stale_preset_is_a_usage_error(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["tune", "nope"], "unknown method 'nope'"),
-    (["tune", "original"], "method 'original' declares no search space; tunable: finetune"),
+    (["tune", "original"], "method 'original' declares no search space; tunable: bad_teacher, finetune"),
     (["tune", "finetune", "--trials", "0"], "--trials 0 is not a positive integer"),
     (["tune", "finetune", "--tune-seeds", "x"], "--tune-seeds: 'x' is not a comma-separated list of ints"),
 ])
