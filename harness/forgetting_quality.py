@@ -21,6 +21,7 @@ One JSON record per method and forget set under
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -253,6 +254,8 @@ NOTE = (
 
 def leaderboard_section(out) -> str | None:
     """Markdown tables of the forgetting-quality records under ``out``."""
+    from .leaderboard import _variant
+
     records = [r for r in store(out).all() if r.get("metric") == "forgetting_quality"]
     if not records:
         return None
@@ -265,20 +268,29 @@ def leaderboard_section(out) -> str | None:
               "time (s)", "seeds"]
     for (dataset, model, label, n), recs in sorted(groups.items()):
         ok = [r for r in recs if r["status"] == "ok"]
-        by_method: dict = {}
+        rows: dict = {}          # (method, hyperparameters) -> records over seeds
         for r in ok:
-            by_method.setdefault(r["config"]["method"], []).append(r)
-        score = {m: float(np.mean([r["metrics"]["challenge_score"] for r in rs])) for m, rs in by_method.items()}
+            rows.setdefault((r["config"]["method"], json.dumps(r["config"]["hyper"], sort_keys=True)), []).append(r)
+        hypers: dict = {}
+        for method, hyper in rows:
+            hypers.setdefault(method, []).append(json.loads(hyper))
+        score = {row: float(np.mean([r["metrics"]["challenge_score"] for r in rs])) for row, rs in rows.items()}
         rank = {"ceiling": 0, "reference": 1, "method": 2}
-        order = sorted(by_method, key=lambda m: (rank[_role(m)], -score[m], m))
+        order = sorted(rows, key=lambda row: (rank[_role(row[0])], -score[row], row))
+
+        def name(row):   # the method, and its hyperparameters where several variants ran
+            method, hyper = row
+            variant = _variant(json.loads(hyper), hypers[method]) if len(hypers[method]) > 1 else ""
+            text = method + (f" ({variant})" if variant else "")
+            return {"ceiling": f"**{text}** (ceiling)", "reference": f"**{text}**", "method": text}[_role(method)]
+
         lines += [f"### {dataset} · {model} · {label} · N = {n}", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for m in order:
-            rs = by_method[m]
+        for row in order:
+            rs = rows[row]
             get = lambda k: [r["metrics"][k] for r in rs]
-            name = {"ceiling": f"**{m}** (ceiling)", "reference": f"**{m}**", "method": m}[_role(m)]
             lines.append("| " + " | ".join([
-                name, _mean_std(get("forgetting_quality")), _mean_std(get("challenge_score")),
+                name(row), _mean_std(get("forgetting_quality")), _mean_std(get("challenge_score")),
                 _mean_std(get("retain_acc_ratio")), _mean_std(get("test_acc_ratio")),
                 f"{np.mean(get('forget_acc_u')):.1f}", f"{np.mean(get('epsilon_median')):.2f}",
                 f"{100 * np.mean(get('share_unresolvable')):.0f}%", f"{min(get('distinct_models'))}/{n}",
@@ -289,12 +301,12 @@ def leaderboard_section(out) -> str | None:
                 lines.append(f"\n*{r['config']['method']} (seed {r['config']['seed']}): {r['status']}"
                              f"{' — ' + message[0] if message else ''}*")
         lines.append("")
-        methods = [m for m in order if _role(m) == "method"]
-        ceilings = [m for m in order if _role(m) == "ceiling"]
+        methods = [row for row in order if _role(row[0]) == "method"]
+        ceilings = [row for row in order if _role(row[0]) == "ceiling"]
         if methods and ceilings:
-            best = max(methods, key=lambda m: score[m])
-            forget = np.mean([r["metrics"]["forgetting_quality"] for r in by_method[best]])
-            lines.append(f"Best method by challenge score: **{best}** ({score[best]:.3f}, F {forget:.3f}); "
+            best = max(methods, key=lambda row: score[row])
+            forget = np.mean([r["metrics"]["forgetting_quality"] for r in rows[best]])
+            lines.append(f"Best method by challenge score: {name(best)} ({score[best]:.3f}, F {forget:.3f}); "
                          f"the retrain ceiling: {score[ceilings[0]]:.3f}.")
         if ok:
             seeds = sorted({r["config"]["seed"] for r in ok})
