@@ -34,6 +34,10 @@ def add_grid_options(p: argparse.ArgumentParser) -> None:
                    help="use a fixed, class-balanced subset of N training images (default: all)")
     g.add_argument("--test-subset", type=int, dest="test_subset", metavar="N",
                    help="evaluate on a fixed, class-balanced subset of N test images (default: all)")
+    g.add_argument("--floor-retrains", type=int, dest="floor_retrains", metavar="K",
+                   help="extra retrains per forget set measuring the retrain noise floor (default 2; 0: none)")
+    g.add_argument("--no-tuned", action="store_true", dest="no_tuned",
+                   help="ignore the tuned presets in configs/tuned/ (use the methods' registered defaults)")
     add_location_options(p)
 
 
@@ -102,6 +106,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="done / running / failed / missing runs of a results folder, and the failures")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("forgetting-quality",
+                       help="the NeurIPS 2023 challenge's many-model ε score (default: digits/mlp, random 10%%, "
+                            "seed 0, every method, N = 32)")
+    add_grid_options(p)
+    p.add_argument("--num-models", type=int, default=32, metavar="N",
+                   help="models per bank: N retrained and N runs of each method (default 32)")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
+    p.add_argument("--leaderboard", metavar="FILE", help="leaderboard path (default: see `leaderboard --help`)")
+    p.add_argument("--dry-run", action="store_true", help="list the method banks and exit")
+    p.set_defaults(handler=cmd_forgetting_quality)
+
+    p = sub.add_parser("tune", help="tune methods' hyperparameters with the same budget on a validation "
+                                    "protocol; writes configs/tuned/ presets")
+    p.add_argument("tune_methods", metavar="METHOD", help="method name(s), comma-separated, or 'all' "
+                                                          "(every method that declares a search space)")
+    p.add_argument("--trials", type=int, default=12, help="configurations tried per method and table (default 12)")
+    p.add_argument("--tune-seeds", default="100,101", dest="tune_seeds",
+                   help="seeds of the validation protocol, disjoint from the benchmark's (default 100,101)")
+    p.add_argument("--presets", metavar="DIR", help="presets folder to write (default: the shipped configs/tuned/)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be tuned and exit")
+    g = p.add_argument_group("tables (default: those of the default benchmark)")
+    for option in ("--config", "--datasets", "--models", "--scenarios", "--ratios", "--classes"):
+        g.add_argument(option)
+    g.add_argument("--train-arg", action="append", metavar="KEY=VALUE", help="override the reference training")
+    g.add_argument("--val-frac", type=float, dest="val_frac", help="validation share carved from train (default 0.1)")
+    for option, dest in (("--out", "out"), ("--cache-dir", "cache_dir"), ("--data-root", "data_root"),
+                         ("--device", "device")):
+        g.add_argument(option, dest=dest)
+    p.set_defaults(handler=cmd_tune)
 
     p = sub.add_parser("list", help="list registered methods, datasets, models and scenarios")
     p.set_defaults(handler=cmd_list)
@@ -218,8 +252,6 @@ def cmd_run(args) -> int:
     _set_threads(args.cpus_per_task)
     progress = Progress(len(specs))
     harness = Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
-    for name in grid.datasets:  # missing data fails here, before anything is written
-        harness.dataset(name)
     counts: dict[str, int] = {}
     skipped = 0
     for spec in specs:
@@ -305,6 +337,18 @@ def cmd_status(args) -> int:
 
     print(collect(args.out).format())
     return 0
+
+
+def cmd_forgetting_quality(args) -> int:
+    from .forgetting_quality import command
+
+    return command(args)
+
+
+def cmd_tune(args) -> int:
+    from .tuning import command
+
+    return command(args)
 
 
 def cmd_list(args) -> int:

@@ -37,6 +37,8 @@ class Grid:
     val_frac: float = 0.1
     train_subset: int | None = None           # a fixed class-balanced subset of the training images
     test_subset: int | None = None            # ... and of the test images
+    floor_retrains: int = 2                   # K extra retrains per forget set: the retrain noise floor
+    tuned: bool | str = True                  # use configs/tuned/ presets (False: none; a path: that folder)
     train: dict = field(default_factory=dict)         # overrides of the models' default training
     model_args: dict = field(default_factory=dict)    # model name -> kwargs
     method_args: dict = field(default_factory=dict)   # method name -> hyperparameter overrides
@@ -145,13 +147,16 @@ def grid_from_args(args) -> Grid:
         value = getattr(args, key, None)
         if value is not None:
             options[key] = parse_list(value, kind, f"--{key}")
-    for key in ("device", "out", "cache_dir", "data_root", "val_frac", "train_subset", "test_subset", "precision"):
+    for key in ("device", "out", "cache_dir", "data_root", "val_frac", "train_subset", "test_subset", "precision",
+                "floor_retrains"):
         value = getattr(args, key, None)
         if value is not None:
             options[key] = value
     for flag in ("download", "deterministic"):
         if getattr(args, flag, False):
             options[flag] = True
+    if getattr(args, "no_tuned", False):
+        options["tuned"] = False
     if getattr(args, "method_arg", None):
         options["method_args"] = parse_assignments(args.method_arg, "--method-arg")
     if getattr(args, "train_arg", None):
@@ -192,6 +197,7 @@ def expand(grid: Grid) -> list:
     from unlearnbench.methods._api import coerce
     from .models import get_model
     from .spec import SCENARIOS, RunSpec, Scenario
+    from .tuning import tuned_values
 
     for name in grid.datasets:
         try:
@@ -223,6 +229,10 @@ def expand(grid: Grid) -> list:
             raise UsageError(f"seed {s!r} is not a non-negative integer")
     if not isinstance(grid.val_frac, (int, float)) or not 0.0 <= grid.val_frac < 0.5:
         raise UsageError(f"val_frac {grid.val_frac!r} is outside [0, 0.5)")
+    if not isinstance(grid.floor_retrains, int) or isinstance(grid.floor_retrains, bool) or grid.floor_retrains < 0:
+        raise UsageError(f"floor_retrains {grid.floor_retrains!r} is not a non-negative integer")
+    if not isinstance(grid.tuned, (bool, str)) or (isinstance(grid.tuned, str) and not Path(grid.tuned).is_dir()):
+        raise UsageError(f"tuned {grid.tuned!r}: expected true, false or an existing presets folder")
     if grid.device not in ("auto", "cpu", "cuda") and not str(grid.device).startswith("cuda:"):
         raise UsageError(f"unknown device {grid.device!r}; accepted: auto, cpu, cuda, cuda:N")
     if grid.precision not in Grid.PRECISIONS:
@@ -262,14 +272,17 @@ def expand(grid: Grid) -> list:
             elif kind == "subclass":
                 scenarios += [Scenario("subclass", forget_class=c) for c in subclasses[d_name]]
         for seed, scenario, method in itertools.product(grid.seeds, scenarios, methods):
+            overrides = {**tuned_values(grid.tuned, d_name, m_name, scenario.label, method),
+                         **grid.method_args.get(method, {})}
             try:
-                hyper = get_method(method).resolve(grid.method_args.get(method), scenario.kind)
+                hyper = get_method(method).resolve(overrides, scenario.kind)
             except UnknownMethod as e:
                 raise UsageError(str(e)) from None
             specs.append(RunSpec(
                 dataset=d_name, model=m_name, scenario=scenario, method=method, seed=int(seed),
                 train=train, hyper=_as_plain(hyper), model_args=dict(grid.model_args.get(m_name, {})),
-                val_frac=float(grid.val_frac), train_subset=grid.train_subset, test_subset=grid.test_subset))
+                val_frac=float(grid.val_frac), train_subset=grid.train_subset, test_subset=grid.test_subset,
+                floor_retrains=grid.floor_retrains))
     return specs
 
 

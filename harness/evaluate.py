@@ -76,6 +76,8 @@ def standalone_metrics(out: Outputs, forget_class: int | None = None,
         M.confidence(p["test"], y["test"]),
         M.confidence(p["forget"], y["forget"]))
     m["mia_entropy"] = M.mia_entropy(M.entropy(p["retain"]), M.entropy(p["test"]), M.entropy(p["forget"]))
+    m["mia_loss_cv"] = M.mia_loss_cv(M.cross_entropy_loss(p["forget"], y["forget"]),
+                                     M.cross_entropy_loss(p["test"], y["test"]))
     return m
 
 
@@ -86,6 +88,7 @@ class RetrainReference:
     outputs: Outputs
     metrics: dict[str, float]
     params: dict[str, torch.Tensor]
+    floor: dict | None = None      # the retrain noise floor (harness/floor.py), when measured
 
 
 def compare_metrics(out: Outputs, own: dict[str, float], params: dict[str, torch.Tensor],

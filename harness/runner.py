@@ -38,6 +38,7 @@ from .errors import InvalidResult, UsageError
 from .guard import method_guard, recording_data_files
 from .evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of,
                        standalone_metrics)
+from .floor import floor_ratio_of, noise_floor
 from .metrics import param_distance
 from .models import InputSpec, build_model
 from .records import RecordStore, append_json_line, environment, write_json_atomic
@@ -88,6 +89,23 @@ def _fresh_model(name: str, input_spec: InputSpec, model_args: dict, device) -> 
     return build_model(name, input_spec, model_args).to(device)
 
 
+@contextmanager
+def recorded(record: dict, store: RecordStore):
+    """Run the body, then write ``record`` with its status: ``diverged`` or
+    ``failed`` (with the traceback) if the body raised — a failing method
+    must not stop a sweep.  Bad input (UsageError) propagates, unwritten."""
+    try:
+        yield record
+    except UsageError:
+        raise
+    except Diverged as e:
+        record.update(status="diverged", message=str(e))
+    except Exception as e:
+        record.update(status="failed", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+    record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    store.write(record)
+
+
 def _load_state(path: Path, device) -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
@@ -102,7 +120,10 @@ class Harness:
     """Runs :class:`RunSpec` s, sharing data and reference models between them."""
 
     def __init__(self, out="results", cache_dir=None, data_root=None, device="auto", download=False, log=None,
-                 method_progress=None, precision="auto", deterministic=False):
+                 method_progress=None, precision="auto", deterministic=False, evaluate_on="test"):
+        if evaluate_on not in ("test", "val"):
+            raise ValueError(f"evaluate_on must be 'test' or 'val', got {evaluate_on!r}")
+        self.evaluate_on = evaluate_on   # "val": the tuning protocol, which never touches the test set
         self.out = Path(out)
         self.cache_dir = Path(cache_dir) if cache_dir else self.out / "cache"
         self.data_root = data_root
@@ -124,10 +145,15 @@ class Harness:
         self.env = None
 
     @classmethod
-    def from_grid(cls, grid, log=None, method_progress=None) -> "Harness":
-        return cls(out=grid.out, cache_dir=grid.cache_dir, data_root=grid.data_root, device=grid.device,
-                   download=grid.download, log=log, method_progress=method_progress, precision=grid.precision,
-                   deterministic=grid.deterministic)
+    def from_grid(cls, grid, log=None, **options) -> "Harness":
+        """A harness for a grid's folders, device and precision, its datasets
+        loaded (missing data fails here, before anything is written)."""
+        options = {"out": grid.out, "cache_dir": grid.cache_dir, **options}
+        harness = cls(data_root=grid.data_root, device=grid.device, download=grid.download, log=log,
+                      precision=grid.precision, deterministic=grid.deterministic, **options)
+        for name in grid.datasets:
+            harness.dataset(name)
+        return harness
 
     # ---- data ----------------------------------------------------------
     def dataset(self, name: str) -> D.Dataset:
@@ -201,11 +227,17 @@ class Harness:
             return self._splits[path]
         retain = np.setdiff1d(data.pool, forget)
         to = lambda idx: torch.as_tensor(idx, device=self.device)
+        val, test = data.val, Split(data.x_test, data.y_test)
+        if self.evaluate_on == "val":
+            # Tuning protocol: a fixed class-balanced half of the validation split
+            # plays the test set; the method sees only the other half as ctx.val.
+            keep, held = S.stratified_split(data.ds.y_train.numpy()[data.val], 0.5, seed=0)
+            val, test = data.val[keep], Split(data.x_train[to(data.val[held])], data.y_train[to(data.val[held])])
         self._splits = {path: {
             "retain": Split(data.x_train[to(retain)], data.y_train[to(retain)]),
             "forget": Split(data.x_train[to(forget)], data.y_train[to(forget)]),
-            "val": Split(data.x_train[to(data.val)], data.y_train[to(data.val)]),
-            "test": Split(data.x_test, data.y_test),
+            "val": Split(data.x_train[to(val)], data.y_train[to(val)]),
+            "test": test,
         }}
         return self._splits[path]
 
@@ -224,6 +256,28 @@ class Harness:
     def _train_generator(self, spec: RunSpec) -> torch.Generator:
         return torch.Generator().manual_seed(derive_seed(spec.seed, "data-order"))
 
+    def _cached(self, spec: RunSpec, kind: str, folder: Path, train, meta: dict) -> tuple[torch.nn.Module, float]:
+        """The model cached in ``folder``, trained first by ``train() -> (model,
+        seconds, resumed_from_epoch)`` if absent: one trainer per entry (flock),
+        across processes and nodes; every training is logged (``_trained``)."""
+        with file_lock(folder / "lock"):
+            if not (folder / "meta.json").exists():
+                model, seconds, resumed_from = train()
+                self._trained(kind, folder.name, spec, seconds, resumed_from)
+                _save_state(model.state_dict(), folder / "model.pt")
+                write_json_atomic(folder / "meta.json", {**meta, "train_time_s": seconds})
+        model = self.make_model(spec)
+        model.load_state_dict(_load_state(folder / "model.pt", self.device))
+        model.eval().requires_grad_(False)
+        return model, json.loads((folder / "meta.json").read_text())["train_time_s"]
+
+    def _train_retrain(self, spec: RunSpec, theta0: dict, generator: torch.Generator, folder: Path):
+        ctx = self._context(spec, None, theta0, self.splits(spec), generator=generator)
+        t0 = time.perf_counter()
+        with auto_checkpoint(folder / "checkpoints") as ckpt:  # resumable, like a method
+            model = train_retrain(ctx)  # the same function the `retrain` method is
+        return model, time.perf_counter() - t0, max(ckpt.resumed_from, default=0)
+
     def references(self, spec: RunSpec) -> References:
         """θ₀, the original (full training set) and the retrain (retain set,
         same θ₀, same hyperparameters, same data-order seed) models."""
@@ -233,47 +287,30 @@ class Harness:
         rkey = stable_hash({"original": okey, "forget": stable_hash(forget.tolist())})
         if (okey, rkey) in self._refs:
             return self._refs[(okey, rkey)]
-        augment = get_augmentation(data.ds.augment)
         odir = self.cache_dir / "original" / okey
-        with file_lock(odir / "lock"):
-            if not (odir / "meta.json").exists():
-                self.log(f"training original ({spec.dataset}/{spec.model} seed={spec.seed})")
-                model = self.make_model(spec, derive_seed(spec.seed, "init"))
-                _save_state(model.state_dict(), odir / "theta0.pt")
-                x, y = data.x_train, data.y_train
-                pool = torch.as_tensor(data.pool, device=self.device)
-                t0 = time.perf_counter()
-                result = fit(model, supervised_loss, (x[pool], y[pool]), spec.train, self._train_generator(spec),
-                             augment=augment, checkpoint=odir / "train.ckpt")
-                seconds = time.perf_counter() - t0
-                self._trained("original", okey, spec, seconds, result.start_epoch)
-                _save_state(model.state_dict(), odir / "model.pt")
-                write_json_atomic(odir / "meta.json", {"identity": spec.original_identity(),
-                                                       "data": data.fingerprint, "train_time_s": seconds})
-        theta0 = _load_state(odir / "theta0.pt", self.device)
-        original = self.make_model(spec)
-        original.load_state_dict(_load_state(odir / "model.pt", self.device))
-        otime = json.loads((odir / "meta.json").read_text())["train_time_s"]
 
+        def train_original():
+            self.log(f"training original ({spec.dataset}/{spec.model} seed={spec.seed})")
+            model = self.make_model(spec, derive_seed(spec.seed, "init"))
+            _save_state(model.state_dict(), odir / "theta0.pt")
+            pool = torch.as_tensor(data.pool, device=self.device)
+            t0 = time.perf_counter()
+            result = fit(model, supervised_loss, (data.x_train[pool], data.y_train[pool]), spec.train,
+                         self._train_generator(spec), augment=get_augmentation(data.ds.augment),
+                         checkpoint=odir / "train.ckpt")
+            return model, time.perf_counter() - t0, result.start_epoch
+
+        original, otime = self._cached(spec, "original", odir, train_original,
+                                       {"identity": spec.original_identity(), "data": data.fingerprint})
+        theta0 = _load_state(odir / "theta0.pt", self.device)
         rdir = self.cache_dir / "retrain" / rkey
-        with file_lock(rdir / "lock"):
-            if not (rdir / "meta.json").exists():
-                self.log(f"training retrain ({spec.describe().rsplit(' ', 1)[0]})")
-                split = self.splits(spec)
-                ctx = self._context(spec, None, theta0, split, generator=self._train_generator(spec))
-                t0 = time.perf_counter()
-                with auto_checkpoint(rdir / "checkpoints") as ckpt:  # resumable, like a method
-                    model = train_retrain(ctx)  # the same function the `retrain` method is
-                seconds = time.perf_counter() - t0
-                self._trained("retrain", rkey, spec, seconds, max(ckpt.resumed_from, default=0))
-                _save_state(model.state_dict(), rdir / "model.pt")
-                write_json_atomic(rdir / "meta.json", {"identity": spec.scenario_identity(), "original": okey,
-                                                       "train_time_s": seconds})
-        retrain = self.make_model(spec)
-        retrain.load_state_dict(_load_state(rdir / "model.pt", self.device))
-        rtime = json.loads((rdir / "meta.json").read_text())["train_time_s"]
-        for m in (original, retrain):
-            m.eval().requires_grad_(False)
+
+        def train_reference_retrain():
+            self.log(f"training retrain ({spec.describe().rsplit(' ', 1)[0]})")
+            return self._train_retrain(spec, theta0, self._train_generator(spec), rdir)
+
+        retrain, rtime = self._cached(spec, "retrain", rdir, train_reference_retrain,
+                                      {"identity": spec.scenario_identity(), "original": okey})
         refs = References(theta0, original, retrain, otime, rtime, okey, rkey)
         self._refs = {(okey, rkey): refs}   # keep one group in memory
         return refs
@@ -289,14 +326,38 @@ class Harness:
             "slurm_task": os.environ.get("SLURM_ARRAY_TASK_ID"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
+    def extra_retrain(self, spec: RunSpec, index: int, vary: str = "order") -> tuple[torch.nn.Module, float]:
+        """Retrain number ``index`` ≥ 1 beside the reference (cached): the same
+        D_r and hyperparameters, with another data-order seed (``vary="order"``)
+        or from another θ₀ with the reference's data order (``vary="init"``).
+        The noise floor uses the first K, the many-model metric the first N−1."""
+        if index < 1 or vary not in ("order", "init"):
+            raise ValueError(f"extra retrain needs index >= 1 and vary in (order, init), got {index}, {vary!r}")
+        refs = self.references(spec)
+        variant = derive_seed(spec.seed, "retrain-variant", vary, index)
+        key = stable_hash({"retrain": refs.retrain_key, "vary": vary, "seed": variant})
+        folder = self.cache_dir / "retrain" / key
+
+        def train():
+            self.log(f"training extra retrain #{index} (other {vary}) ({spec.describe().rsplit(' ', 1)[0]})")
+            if vary == "order":
+                return self._train_retrain(spec, refs.theta0, torch.Generator().manual_seed(variant), folder)
+            return self._train_retrain(spec, self.make_model(spec, variant).state_dict(), self._train_generator(spec),
+                                       folder)
+
+        return self._cached(spec, f"retrain-{vary}", folder, train,
+                            {"identity": spec.scenario_identity(), "retrain": refs.retrain_key,
+                             "vary": vary, "index": index})
+
     def retrain_reference(self, spec: RunSpec) -> RetrainReference:
         """Retrain's outputs, standalone metrics and parameters (computed once per group)."""
         refs = self.references(spec)
-        if self._group.get("key") != refs.retrain_key:
+        if self._group.get("key") != (refs.retrain_key, spec.floor_retrains):
             out = self.outputs(spec, refs.retrain)
-            self._group = {"key": refs.retrain_key, "ref": RetrainReference(
-                out, standalone_metrics(out, test_forget_mask=self._test_forget_mask(spec)),
-                parameters_of(refs.retrain))}
+            ref = RetrainReference(out, standalone_metrics(out, test_forget_mask=self._test_forget_mask(spec)),
+                                   parameters_of(refs.retrain))
+            ref.floor = noise_floor(self, spec, ref)
+            self._group = {"key": (refs.retrain_key, spec.floor_retrains), "ref": ref}
         return self._group["ref"]
 
     # ---- evaluation ---------------------------------------------------------
@@ -332,18 +393,21 @@ class Harness:
             augment=get_augmentation(data.ds.augment), seed=spec.seed, **extra)
 
     # ---- one run ---------------------------------------------------------
-    def unlearn(self, spec: RunSpec, refs: References):
-        """Run the method; returns (model, seconds)."""
+    def unlearn(self, spec: RunSpec, refs: References, replicate: int | None = None):
+        """Run the method; returns (model, seconds).  With ``replicate`` the
+        method's function always runs (reference rows included), seeded by
+        the replicate number: the many-model metric's N runs."""
         info = get_method(spec.method)
-        if info.reference == "original":
+        if replicate is None and info.reference == "original":
             return refs.original, 0.0
-        if info.reference == "retrain":
+        if replicate is None and info.reference == "retrain":
             return refs.retrain, refs.retrain_time
         split = self.splits(spec)
-        generator = torch.Generator().manual_seed(derive_seed(spec.seed, "unlearn", spec.method))
+        tags = () if replicate is None else ("replicate", replicate)
+        generator = torch.Generator().manual_seed(derive_seed(spec.seed, "unlearn", spec.method, *tags))
         ctx = self._context(spec, refs.original, refs.theta0, split, generator)
         hyper = info.hyper(**spec.hyper) if info.hyper is not None else None
-        torch.manual_seed(derive_seed(spec.seed, "unlearn-global", spec.method))
+        torch.manual_seed(derive_seed(spec.seed, "unlearn-global", spec.method, *tags))
         before = {k: v.clone() for k, v in refs.original.state_dict().items()}
         t0 = time.perf_counter()
         with method_guard(spec.method, protected_dirs=[self.cache_dir / "retrain"]):
@@ -389,7 +453,7 @@ class Harness:
                   "message": None, "metrics": {}, "env": self.env,
                   "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         checkpoints = self.cache_dir / "checkpoints" / spec.key   # the method's fit() calls resume from here
-        try:
+        with recorded(record, self.store):
             refs = self.references(spec)
             forget, split_path = self.forget_indices(spec)
             ref = self.retrain_reference(spec)
@@ -401,6 +465,8 @@ class Harness:
             out = self.outputs(spec, model)
             own = standalone_metrics(out, test_forget_mask=self._test_forget_mask(spec))
             metrics = {**own, **compare_metrics(out, own, parameters_of(model), ref)}
+            metrics["param_dist_floor_ratio"] = floor_ratio_of(get_method(spec.method), metrics["param_dist"],
+                                                               ref.floor)
             metrics["time_s"] = seconds
             metrics["rte"] = refs.retrain_time / seconds if seconds > 0 else None
             split = self.splits(spec)
@@ -410,18 +476,11 @@ class Harness:
                               "original_train_time_s": refs.original_time,
                               "retrain_train_time_s": refs.retrain_time,
                               "original_param_dist": param_distance(
-                                  parameters_of(refs.original), ref.params)[0]},
+                                  parameters_of(refs.original), ref.params)[0],
+                              "floor": ref.floor},
                 "forget_indices": split_path,
                 "sizes": {k: len(v) for k, v in split.items()},
                 "eval_time_s": time.perf_counter() - t_eval,
             })
-        except UsageError:
-            raise
-        except Diverged as e:
-            record.update(status="diverged", message=str(e))
-        except Exception as e:  # a failing method must not stop the sweep
-            record.update(status="failed", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.store.write(record)
         shutil.rmtree(checkpoints, ignore_errors=True)
         return record

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from unlearnbench.methods import TrainConfig
 
 PROTOCOL_VERSION = 1   # bump when a change makes old records or caches incomparable
+DEFAULT_FLOOR_RETRAINS = 2   # extra retrains per forget set that measure the retrain noise floor
 SCENARIOS = ("random", "class", "subclass")
 
 
@@ -68,6 +69,7 @@ class RunSpec:
     val_frac: float = 0.1
     train_subset: int | None = None   # use a fixed class-balanced subset of this many training images
     test_subset: int | None = None    # ... and of this many test images (None: all)
+    floor_retrains: int = DEFAULT_FLOOR_RETRAINS   # K extra retrains for the noise floor (0: none)
 
     # --- identities -------------------------------------------------------
     def data_identity(self) -> dict:
@@ -86,7 +88,8 @@ class RunSpec:
         return {**self.original_identity(), "scenario": self.scenario.to_dict()}
 
     def identity(self) -> dict:
-        return {**self.scenario_identity(), "method": self.method, "hyper": self.hyper}
+        return {**self.scenario_identity(), "method": self.method, "hyper": self.hyper,
+                "floor_retrains": self.floor_retrains}
 
     @property
     def key(self) -> str:
@@ -97,15 +100,16 @@ class RunSpec:
         return {"dataset": self.dataset, "model": self.model, "model_args": self.model_args,
                 "scenario": self.scenario.to_dict(), "method": self.method, "hyper": self.hyper,
                 "seed": self.seed, "train": self.train.to_dict(), "val_frac": self.val_frac,
-                "protocol": PROTOCOL_VERSION, **{k: v for k, v in self.data_identity().items()
-                                                 if k in ("train_subset", "test_subset")}}
+                "floor_retrains": self.floor_retrains, "protocol": PROTOCOL_VERSION,
+                **{k: v for k, v in self.data_identity().items() if k in ("train_subset", "test_subset")}}
 
     @classmethod
     def from_config(cls, c: dict) -> "RunSpec":
         return cls(dataset=c["dataset"], model=c["model"], scenario=Scenario.from_dict(c["scenario"]),
                    method=c["method"], seed=int(c["seed"]), train=TrainConfig.from_dict(c["train"]),
                    hyper=dict(c["hyper"]), model_args=dict(c["model_args"]), val_frac=float(c["val_frac"]),
-                   train_subset=c.get("train_subset"), test_subset=c.get("test_subset"))
+                   train_subset=c.get("train_subset"), test_subset=c.get("test_subset"),
+                   floor_retrains=int(c.get("floor_retrains", 0)))
 
     def describe(self) -> str:
         return f"{self.dataset}/{self.model} {self.scenario.label} seed={self.seed} {self.method}"

@@ -255,9 +255,7 @@ def run_submission(sub: Submission, args, progress) -> dict:
     baselines = expand(grid) if baseline_methods else []
     grid.methods = [sub.name]
 
-    harness = Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
-    for name in grid.datasets:  # missing data fails here, before anything is written
-        harness.dataset(name)
+    harness = Harness.from_grid(grid, log=progress.log, method_progress=progress.step)  # loads the data first
     progress.total = len(specs) + sum(not harness.store.is_done(s.key) for s in baselines)
     store = StagedStore(grid.out)
     harness.store = store

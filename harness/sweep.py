@@ -170,6 +170,7 @@ class SweepTask:
                 harness.env = {**environment(str(harness.device)), "slurm_job": slurm_job_id()}
             if self.stage == "references":
                 refs = harness.references(specs[0])   # every spec of the task shares them
+                harness.retrain_reference(specs[0])    # and the extra retrains of its noise floor
                 log(f"references ready: original {refs.original_key}, retrain {refs.retrain_key}")
             for spec in specs if self.stage == "runs" else []:
                 if store.is_done(spec.key):

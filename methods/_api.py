@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import random
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -107,6 +109,67 @@ class Context:
     progress: Callable[..., None] = field(default=lambda fraction, message="": None)
 
 
+# ---- search spaces: what `unlearnbench tune` may vary, declared next to the method ----
+
+def _significant(x: float, digits: int = 3) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A float drawn uniformly from [low, high] (3 significant digits)."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: random.Random) -> float:
+        return _significant(rng.uniform(self.low, self.high))
+
+    def __str__(self) -> str:
+        return f"uniform [{self.low:g}, {self.high:g}]"
+
+
+@dataclass(frozen=True)
+class LogUniform(Uniform):
+    """A float drawn log-uniformly from [low, high] (3 significant digits)."""
+
+    def sample(self, rng: random.Random) -> float:
+        return _significant(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+
+    def __str__(self) -> str:
+        return "log-" + super().__str__()
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer drawn uniformly from low..high (both included)."""
+
+    low: int
+    high: int
+
+    def sample(self, rng: random.Random) -> int:
+        return rng.randint(self.low, self.high)
+
+    def __str__(self) -> str:
+        return f"integer {self.low}..{self.high}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values, uniformly."""
+
+    values: tuple
+
+    def __init__(self, *values):
+        object.__setattr__(self, "values", tuple(values))
+
+    def sample(self, rng: random.Random):
+        return rng.choice(self.values)
+
+    def __str__(self) -> str:
+        return "one of {" + ", ".join(map(str, self.values)) + "}"
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     """A registered method: its function, hyperparameter class and defaults."""
@@ -117,6 +180,7 @@ class MethodInfo:
     summary: str
     scenario_defaults: dict[str, dict[str, Any]]
     reference: str | None = None   # "retrain"/"original": the harness uses its cached reference model
+    search_space: dict[str, Any] = field(default_factory=dict)   # hyperparameter -> LogUniform/IntRange/...
 
     def defaults(self, scenario: str | None = None) -> dict[str, Any]:
         if self.hyper is None:
@@ -184,15 +248,25 @@ _REGISTRY: dict[str, MethodInfo] = {}
 
 def register_method(name: str, *, hyper: type | None = None,
                     scenario_defaults: dict[str, dict[str, Any]] | None = None,
-                    reference: str | None = None):
-    """Decorator: register ``fn(ctx, hp) -> model`` as method ``name``."""
+                    reference: str | None = None, search_space: dict[str, Any] | None = None):
+    """Decorator: register ``fn(ctx, hp) -> model`` as method ``name``.
+
+    ``search_space`` maps hyperparameters to distributions (``LogUniform``,
+    ``Uniform``, ``IntRange``, ``Choice``) for ``unlearnbench tune``; every
+    method gets the same trial budget over its own space."""
     if hyper is not None and not dataclasses.is_dataclass(hyper):
         raise TypeError(f"hyper for method {name!r} must be a dataclass")
+    fields = {f.name for f in dataclasses.fields(hyper)} if hyper is not None else set()
+    for key, dist in (search_space or {}).items():
+        if key not in fields or not callable(getattr(dist, "sample", None)):
+            raise TypeError(f"search space of method {name!r}: {key!r} must be a hyperparameter "
+                            f"({', '.join(sorted(fields)) or 'none'}) mapped to LogUniform/Uniform/IntRange/Choice")
 
     def decorate(fn):
         doc = inspect.getdoc(fn) or inspect.getdoc(inspect.getmodule(fn)) or ""
         info = MethodInfo(name=name, fn=fn, hyper=hyper, summary=doc.strip().splitlines()[0] if doc else "",
-                          scenario_defaults=dict(scenario_defaults or {}), reference=reference)
+                          scenario_defaults=dict(scenario_defaults or {}), reference=reference,
+                          search_space=dict(search_space or {}))
         previous = _REGISTRY.get(name)
         if previous is not None and previous.fn.__module__ != fn.__module__:
             raise ValueError(f"method name {name!r} is already registered by {previous.fn.__module__}")

@@ -26,6 +26,10 @@ validation split in place of the test set (for scale: original 21.1, FT
 {64, 256}, then lr ∈ {5e-4, 1e-3, 2e-3} × epochs ∈ {3, 5, 8} at batch 256:
 best 5.5 (5 epochs, lr 1e-3, batch 256); the paper's 1 epoch at lr 1e-4
 leaves the model where it was (21.1, the original's score).
+
+`unlearnbench tune bad_teacher` (equal budget for every method) searches lr
+log-uniform in [1e-4, 0.01], epochs 1..10 and batch in {64, 256} (the ranges
+of the search above); its winners live in configs/tuned/.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._api import Context, register_method
+from ._api import Choice, Context, IntRange, LogUniform, register_method
 from ._train import fit
 
 
@@ -58,7 +62,10 @@ def distillation_targets(x: torch.Tensor, is_forget: torch.Tensor, competent: nn
     return torch.where(is_forget[:, None], bad, good)
 
 
-@register_method("bad_teacher", hyper=Hyper)
+@register_method("bad_teacher", hyper=Hyper,
+                 search_space={"lr": LogUniform(1e-4, 1e-2),
+                               "epochs": IntRange(1, 10),
+                               "batch_size": Choice(64, 256)})
 def bad_teacher(ctx: Context, hp: Hyper):
     """Bad Teacher: distil the original on retain data and a random network on forget data."""
     incompetent = ctx.make_model().eval().requires_grad_(False)

@@ -15,12 +15,15 @@ and diverges at 50%).  Our default therefore clips the gradient's L2 norm at
 1 (``grad_clip``; 0 disables it, recovering plain GA) and uses lr 0.01, 5
 epochs (lr 0.05 for class forgetting, where the forget set is one whole
 class and stays confident for longer).
+
+`unlearnbench tune` searches epochs 1..10 and lr log-uniform in [0.001, 0.1]
+(grad_clip stays 1); tuned values live in configs/tuned/.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._api import Context, register_method
+from ._api import Context, IntRange, LogUniform, register_method
 from ._train import fit, supervised_loss
 
 
@@ -36,7 +39,8 @@ def ascent_loss(model, batch, extra_batch=None):
     return -supervised_loss(model, batch)
 
 
-@register_method("gradient_ascent", hyper=Hyper, scenario_defaults={"class": {"lr": 0.05}})
+@register_method("gradient_ascent", hyper=Hyper, scenario_defaults={"class": {"lr": 0.05}},
+                 search_space={"epochs": IntRange(1, 10), "lr": LogUniform(0.001, 0.1)})
 def gradient_ascent(ctx: Context, hp: Hyper):
     """GA: ascend the cross-entropy on the forget set."""
     cfg = ctx.train_config.replace(epochs=hp.epochs, lr=hp.lr, weight_decay=0.0,

@@ -33,7 +33,7 @@ reference code, Π_r is the projector written above, solved by Cholesky in
 float64 (its later "Woodbury" rewrite is not), and our Retrain shares θ₀.
 
 Defaults for the default `digits`/`mlp` models were tuned on the validation
-split only: ``scripts/tune_on_val.py --method muso`` scores a candidate by the
+split only (the protocol ``unlearnbench tune`` runs for every method): a candidate is scored by the
 SalUn Avg. Gap to Retrain with the validation split in the test set's place
 (accuracy on it; it as the MIA's non-members); lower is better.  Search, in
 order (seed 0 unless stated; "val gap" averaged over the scenarios searched):
@@ -68,6 +68,10 @@ On this mlp MUSO therefore barely moves the original under random forgetting
 (its labels are the original's), and forgets a class only through the large
 ridge: the theorem's premise (more features than retain samples) does not
 hold for a 128-wide head; ``unlearnbench exactness`` shows where it does.
+
+`unlearnbench tune muso` (equal budget for every method) searches lr
+log-uniform in [1e-4, 1e-3], epochs 2..8 and eps_end log-uniform in [0.01,
+3000] (the ranges of the search above); its winners live in configs/tuned/.
 """
 from __future__ import annotations
 
@@ -77,7 +81,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._api import Context, register_method
+from ._api import Context, IntRange, LogUniform, register_method
 from ._linear import gram_solve, least_squares_limit, project_rows
 from ._train import fit, model_loss
 
@@ -170,7 +174,10 @@ def sample_subset(n: int, share: float, generator: torch.Generator) -> torch.Ten
     return torch.randperm(n, generator=generator)[:k]
 
 
-@register_method("muso", hyper=Hyper, scenario_defaults={"class": {"eps_end": 1000.0, "soft_labels": True}})
+@register_method("muso", hyper=Hyper, scenario_defaults={"class": {"eps_end": 1000.0, "soft_labels": True}},
+                 search_space={"lr": LogUniform(1e-4, 1e-3),
+                               "epochs": IntRange(2, 8),
+                               "eps_end": LogUniform(1e-2, 3e3)})
 def muso(ctx: Context, hp: Hyper):
     """MUSO: fine-tune on D_r ∪ D_f with optimal forget labels, relabelled every batch."""
     model = ctx.model

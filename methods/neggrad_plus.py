@@ -23,6 +23,10 @@ validation split in place of the test set (for scale: original 21.1, FT
 Best 4.1 (β 0.9, lr 0.03, clip 1).  Without clipping, lr 0.1 overflows on
 class forgetting for every β ≤ 0.95 (the forget loss is unbounded); with
 β ≥ 0.97 at lr ≤ 0.05 the class is barely forgotten (forget accuracy ≥ 83%).
+
+`unlearnbench tune neggrad_plus` (equal budget for every method) searches β
+uniform in [0.85, 0.99] and lr log-uniform in [0.01, 0.1] (the ranges of the
+search above; clip stays 1); its winners live in configs/tuned/.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from ._api import Context, register_method
+from ._api import Context, LogUniform, Uniform, register_method
 from ._train import fit
 
 
@@ -51,7 +55,8 @@ def neggrad_plus_loss(beta: float):
     return loss
 
 
-@register_method("neggrad_plus", hyper=Hyper)
+@register_method("neggrad_plus", hyper=Hyper,
+                 search_space={"beta": Uniform(0.85, 0.99), "lr": LogUniform(0.01, 0.1)})
 def neggrad_plus(ctx: Context, hp: Hyper):
     """NegGrad+: descend the retain loss and ascend the forget loss in one objective."""
     if not 0.0 <= hp.beta <= 1.0:

@@ -5,6 +5,9 @@ Fine-tune the original on D_r ∪ D_f where every forget sample's label is
 replaced, once, by a class drawn uniformly from the *other* classes (never its
 true one).  SalUn's CIFAR-10 setting is 10 epochs at lr 0.01-0.1; on the
 default `mlp` we use 10 epochs at lr 0.02 with the original's optimiser.
+
+`unlearnbench tune` searches epochs 3..15 and lr log-uniform in [0.005, 0.1];
+tuned values live in configs/tuned/.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._api import Context, register_method
+from ._api import Context, IntRange, LogUniform, register_method
 from ._train import fit, supervised_loss
 
 
@@ -28,7 +31,8 @@ def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Gene
     return (y + shift) % num_classes
 
 
-@register_method("random_relabel", hyper=Hyper)
+@register_method("random_relabel", hyper=Hyper,
+                 search_space={"epochs": IntRange(3, 15), "lr": LogUniform(0.005, 0.1)})
 def random_relabel(ctx: Context, hp: Hyper):
     """RL: fine-tune on retain ∪ forget with random wrong forget labels."""
     y_forget = random_wrong_labels(ctx.forget.y, ctx.num_classes, ctx.generator)

@@ -38,6 +38,10 @@ noise of it).  Mask shares at 10 epochs, lr 0.01: 10% 6.9, 30% 8.7, 50% 8.3,
 benchmark's required default) — 10% is worth trying.  Like RL, SalUn
 forgets a class exactly and overshoots on random forgetting (forget samples
 become less confident than unseen ones).
+
+`unlearnbench tune salun` (equal budget for every method) searches lr
+log-uniform in [0.005, 0.05], epochs 5..10 and mask share uniform in [0.1, 1]
+(the ranges of the search above); its winners live in configs/tuned/.
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._api import Context, register_method
+from ._api import Context, IntRange, LogUniform, Uniform, register_method
 from ._train import cross_entropy, fit
 from .random_relabel import random_wrong_labels
 
@@ -102,7 +106,10 @@ def masked_step(masks: dict[str, torch.Tensor], weight_decay: float):
     return hook
 
 
-@register_method("salun", hyper=Hyper)
+@register_method("salun", hyper=Hyper,
+                 search_space={"lr": LogUniform(0.005, 0.05),
+                               "epochs": IntRange(5, 10),
+                               "mask_share": Uniform(0.1, 1.0)})
 def salun(ctx: Context, hp: Hyper):
     """SalUn: random-relabel fine-tuning of the forget loss's most salient weights only."""
     cfg = ctx.train_config

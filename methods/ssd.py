@@ -29,6 +29,10 @@ noise, so we keep the paper's.  (α = 30 no longer selects enough
 weights to forget a class: 13.9; α = 1 with λ ≤ 1 damages the retain set.)
 On random forgetting SSD barely changes the model, which is close to what
 Retrain does there.
+
+`unlearnbench tune ssd` (equal budget for every method) searches α log-uniform
+in [1, 30] and λ log-uniform in [0.3, 3] (the ranges of the search above); its
+winners live in configs/tuned/.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._api import Context, register_method
+from ._api import Context, LogUniform, register_method
 
 
 @dataclass
@@ -86,7 +90,8 @@ def dampen(model: nn.Module, global_importance: dict[str, torch.Tensor],
     return selected / max(total, 1)
 
 
-@register_method("ssd", hyper=Hyper)
+@register_method("ssd", hyper=Hyper,
+                 search_space={"alpha": LogUniform(1.0, 30.0), "dampening": LogUniform(0.3, 3.0)})
 def ssd(ctx: Context, hp: Hyper):
     """SSD: dampen the parameters far more important to D_f than to D (no training)."""
     x_all = torch.cat([ctx.retain.x, ctx.forget.x])

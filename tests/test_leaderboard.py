@@ -25,7 +25,7 @@ def records(tmp_path_factory):
 
 def test_every_metric_has_a_direction():
     assert {m: L.direction(m) for m in DEFINITIONS} == {
-        m: ("closer" if "closer to Retrain" in d else d.split()[0]) for m, (_, _, d) in DEFINITIONS.items()}
+        m: ("closer" if "closer to Retrain" in d else d.split()[0].rstrip(";,")) for m, (_, _, d) in DEFINITIONS.items()}
     assert L.direction("test_acc") == "closer" and L.direction("param_dist") == "lower" and L.direction("rte") == "higher"
 
 
