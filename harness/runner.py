@@ -228,11 +228,13 @@ class Harness:
         retain = np.setdiff1d(data.pool, forget)
         to = lambda idx: torch.as_tensor(idx, device=self.device)
         val, test = data.val, Split(data.x_test, data.y_test)
+        self._test_rows = ("test", data.test)   # which images play the test set: (split, indices)
         if self.evaluate_on == "val":
             # Tuning protocol: a fixed class-balanced half of the validation split
             # plays the test set; the method sees only the other half as ctx.val.
             keep, held = S.stratified_split(data.ds.y_train.numpy()[data.val], 0.5, seed=0)
             val, test = data.val[keep], Split(data.x_train[to(data.val[held])], data.y_train[to(data.val[held])])
+            self._test_rows = ("train", data.val[held])
         self._splits = {path: {
             "retain": Split(data.x_train[to(retain)], data.y_train[to(retain)]),
             "forget": Split(data.x_train[to(forget)], data.y_train[to(forget)]),
@@ -371,12 +373,16 @@ class Harness:
 
     def _test_forget_mask(self, spec: RunSpec) -> np.ndarray | None:
         """Test images of the forgotten class (class) or sub-class (subclass)."""
-        sc, data = spec.scenario, self.data(spec)
+        sc, ds = spec.scenario, self.data(spec).ds
+        if sc.kind not in ("class", "subclass"):
+            return None
+        self.splits(spec)
+        source, rows = self._test_rows
         if sc.kind == "class":
-            return data.y_test.cpu().numpy() == sc.forget_class
-        if sc.kind == "subclass":
-            return data.ds.extras["fine_test"].numpy()[data.test] == sc.forget_class
-        return None
+            labels = (ds.y_train if source == "train" else ds.y_test).numpy()
+        else:
+            labels = ds.extras[f"fine_{source}"].numpy()
+        return labels[rows] == sc.forget_class
 
     def _context(self, spec: RunSpec, original, theta0, split, generator) -> Context:
         data = self.data(spec)

@@ -127,8 +127,8 @@ def slurm_job_id() -> str | None:
 def set_threads(threads: int | None) -> None:
     import torch
 
-    if threads is None:
-        threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or 0) or (
+    if threads is None:   # Slurm's allocation, else an explicit OMP_NUM_THREADS, else every core we may use
+        threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("OMP_NUM_THREADS") or 0) or (
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     torch.set_num_threads(max(1, threads))
 

@@ -189,15 +189,21 @@ def tune_table(harness, grid, method: str, table, trials: int, seeds, log=lambda
         trial_grid = dataclasses.replace(grid, datasets=[dataset], models=[model], scenarios=[scenario.kind],
                                          methods=[method], seeds=list(seeds), method_args={method: values},
                                          floor_retrains=0, tuned=False, **kind_options)
-        gaps = []
+        gaps, failures = [], []
         for spec in expand(trial_grid):
             record = harness.run(spec)
             gaps.append(record["metrics"][OBJECTIVE] if record["status"] == "ok" else math.inf)
+            if record["status"] != "ok":   # a diverging candidate scores inf; say why
+                failures.append(f"seed {spec.seed} {record['status']}: {record.get('message')}")
         gap = sum(gaps) / len(gaps)
         history.append({"trial": i, OBJECTIVE: round(gap, 4) if math.isfinite(gap) else gap, **values})
         log(f"  {method} {dataset}/{model} {scenario.label} trial {i + 1}/{len(draws)}: "
-            f"{', '.join(f'{k}={v}' for k, v in values.items())} -> {OBJECTIVE} {gap:.3f}")
+            f"{', '.join(f'{k}={v}' for k, v in values.items())} -> {OBJECTIVE} {gap:.3f}"
+            + "".join(f"\n      {f}" for f in failures))
     best = min(range(len(history)), key=lambda i: (history[i][OBJECTIVE], i))
+    if not math.isfinite(history[best][OBJECTIVE]):
+        raise RuntimeError(f"tuning {method} on {dataset}/{model} {scenario.label}: every trial failed "
+                           f"(last: {failures[-1] if failures else 'no run'}); no preset written")
     return {"best": {k: history[best][k] for k in info.search_space}, "best_trial": best, "history": history}
 
 

@@ -54,6 +54,21 @@ def test_validation_protocol_never_touches_the_test_set(tmp_path):
     assert np.bincount(splits["test"].y.numpy()).min() >= 5         # class-balanced halves
 
 
+def test_validation_protocol_scores_class_forgetting(tmp_path):
+    """Class forgetting under the tuning protocol: TA-fc and TA-rest are read
+    on the validation half that plays the test set (not on the test set)."""
+    grid = Grid(seeds=[100], scenarios=["class"], classes=[3], methods=["retrain", "finetune"], floor_retrains=0,
+                train={"epochs": 3}, method_args={"finetune": {"epochs": 1}})
+    harness = Harness(out=tmp_path, evaluate_on="val")
+    records = {s.method: harness.run(s) for s in expand(grid)}
+    assert all(r["status"] == "ok" for r in records.values()), [r.get("message") for r in records.values()]
+    test = harness.splits(expand(grid)[0])["test"]
+    assert records["finetune"]["sizes"]["test"] == len(test) and 0 < (test.y == 3).sum() < len(test)
+    assert records["retrain"]["metrics"]["test_acc_forget_class"] == 0.0   # never saw class 3
+    assert records["retrain"]["metrics"]["test_acc_other_classes"] > 50.0
+    assert np.isfinite(records["finetune"]["metrics"]["avg_gap"])
+
+
 def test_tune_writes_presets_that_the_grid_uses(tmp_path, capsys):
     presets = tmp_path / "presets"
     presets.mkdir()
