@@ -398,6 +398,15 @@ class Harness:
             scenario=spec.scenario.kind, forget_class=self._forget_class(spec),
             augment=get_augmentation(data.ds.augment), seed=spec.seed, **extra)
 
+    def evaluate(self, spec: RunSpec, model, ref: RetrainReference) -> dict[str, float]:
+        """Every metric of one run: the model's outputs on the evaluation
+        splits are computed once and shared by all metrics."""
+        out = self.outputs(spec, model)
+        own = standalone_metrics(out, test_forget_mask=self._test_forget_mask(spec))
+        metrics = {**own, **compare_metrics(out, own, parameters_of(model), ref)}
+        metrics["param_dist_floor_ratio"] = floor_ratio_of(get_method(spec.method), metrics["param_dist"], ref.floor)
+        return metrics
+
     # ---- one run ---------------------------------------------------------
     def unlearn(self, spec: RunSpec, refs: References, replicate: int | None = None):
         """Run the method; returns (model, seconds).  With ``replicate`` the
@@ -468,11 +477,7 @@ class Harness:
             if ckpt.resumed_from:   # time_s then covers only the last attempt
                 record["resumed_from_epoch"] = ckpt.resumed_from
             t_eval = time.perf_counter()
-            out = self.outputs(spec, model)
-            own = standalone_metrics(out, test_forget_mask=self._test_forget_mask(spec))
-            metrics = {**own, **compare_metrics(out, own, parameters_of(model), ref)}
-            metrics["param_dist_floor_ratio"] = floor_ratio_of(get_method(spec.method), metrics["param_dist"],
-                                                               ref.floor)
+            metrics = self.evaluate(spec, model, ref)
             metrics["time_s"] = seconds
             metrics["rte"] = refs.retrain_time / seconds if seconds > 0 else None
             split = self.splits(spec)
