@@ -20,7 +20,9 @@ import os
 from dataclasses import dataclass
 
 import pytest
-import torch
+
+import unlearnbench.harness  # noqa: F401  (before torch: sets the OpenMP wait policy)
+import torch  # noqa: E402
 
 from _bench import REPORT
 
