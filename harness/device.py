@@ -55,7 +55,9 @@ def configure_backends(device: torch.device, deterministic: bool, amp_dtype: tor
     if deterministic and device.type == "cuda":
         # cuBLAS needs this before its first handle is created to be deterministic
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
+    if deterministic or torch.are_deterministic_algorithms_enabled():
+        # only when it changes something: the call imports torch._inductor (~1-2 s at start-up)
+        torch.use_deterministic_algorithms(deterministic)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = deterministic
         torch.backends.cudnn.benchmark = not deterministic
