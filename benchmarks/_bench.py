@@ -3,10 +3,14 @@ not importable by name when tests/ and benchmarks/ run together)."""
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
+REPO = Path(__file__).resolve().parents[1]
+UNLEARNBENCH = str(Path(sys.executable).with_name("unlearnbench"))   # the installed command
 REPORT: list[str] = []   # lines printed at the end of the session (conftest's terminal summary)
 
 

@@ -11,24 +11,19 @@ scenario under ``--benchmark-disable``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from unlearnbench.harness import cli
 from unlearnbench.harness import runner as R
 
-from _bench import report
+from _bench import REPO, UNLEARNBENCH, report
 from rte_table import rte_markdown
 
-REPO = Path(__file__).resolve().parents[1]
-UNLEARNBENCH = str(Path(sys.executable).with_name("unlearnbench"))
 OVERHEAD_TARGET = 0.05
 RERUN_TARGET_S = 5.0
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from _bench import report
+from _bench import REPO, UNLEARNBENCH, report
 
-REPO = Path(__file__).resolve().parents[1]
-UNLEARNBENCH = str(Path(sys.executable).with_name("unlearnbench"))
 HELP_TARGET_S = 1.0
 
 COMMANDS = {
