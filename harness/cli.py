@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .errors import UsageError
 
@@ -271,7 +272,13 @@ def cmd_run(args) -> int:
           f"{harness.reference_trainings} reference models trained; "
           f"{time.perf_counter() - progress.start:.1f} s", file=sys.stderr)
     if not args.no_leaderboard:
-        _publish(grid.out, args.leaderboard)
+        from .leaderboard import default_leaderboard_path
+
+        md = Path(args.leaderboard) if args.leaderboard else default_leaderboard_path(Path(grid.out))
+        if counts or not md.exists() or not (Path(grid.out) / "summary.csv").exists():
+            _publish(grid.out, args.leaderboard)
+        else:   # every record was there already: so are the tables drawn from them
+            print(f"nothing new: {md} left as it is (`unlearnbench leaderboard` redraws it)", file=sys.stderr)
     return 1 if counts.get("failed") or counts.get("diverged") else 0
 
 
