@@ -252,11 +252,16 @@ def cmd_run(args) -> int:
 
     _set_threads(args.cpus_per_task)
     progress = Progress(len(specs))
-    harness = Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
+    from .records import RecordStore
+
+    done = {s.key for s in specs if RecordStore(grid.out).is_done(s.key)}
+    # Loading data and models only when something is left to run keeps a finished grid's rerun cheap.
+    harness = (Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
+               if len(done) < len(specs) else None)
     counts: dict[str, int] = {}
     skipped = 0
     for spec in specs:
-        if harness.store.is_done(spec.key):
+        if spec.key in done:
             skipped += 1
             progress.update(spec.describe(), "(done)")
             continue
@@ -269,7 +274,7 @@ def cmd_run(args) -> int:
         progress.update(spec.describe(), status)
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new"
     print(f"{len(specs)} runs: {summary}, {skipped} already done; "
-          f"{harness.reference_trainings} reference models trained; "
+          f"{harness.reference_trainings if harness else 0} reference models trained; "
           f"{time.perf_counter() - progress.start:.1f} s", file=sys.stderr)
     if not args.no_leaderboard:
         from .leaderboard import default_leaderboard_path
