@@ -248,13 +248,13 @@ def cmd_run(args) -> int:
             print(f"{s.key}  {s.describe()}")
         print(f"{len(specs)} runs")
         return 0
+    from .records import RecordStore
     from .runner import Harness
 
     _set_threads(args.cpus_per_task)
     progress = Progress(len(specs))
-    from .records import RecordStore
-
-    done = {s.key for s in specs if RecordStore(grid.out).is_done(s.key)}
+    store = RecordStore(grid.out)
+    done = {s.key for s in specs if store.is_done(s.key)}
     # Loading data and models only when something is left to run keeps a finished grid's rerun cheap.
     harness = (Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
                if len(done) < len(specs) else None)

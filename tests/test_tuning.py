@@ -59,10 +59,10 @@ def test_validation_protocol_scores_class_forgetting(tmp_path):
     on the validation half that plays the test set (not on the test set)."""
     grid = Grid(seeds=[100], scenarios=["class"], classes=[3], methods=["retrain", "finetune"], floor_retrains=0,
                 train={"epochs": 3}, method_args={"finetune": {"epochs": 1}})
-    harness = Harness(out=tmp_path, evaluate_on="val")
-    records = {s.method: harness.run(s) for s in expand(grid)}
+    harness, specs = Harness(out=tmp_path, evaluate_on="val"), expand(grid)
+    records = {s.method: harness.run(s) for s in specs}
     assert all(r["status"] == "ok" for r in records.values()), [r.get("message") for r in records.values()]
-    test = harness.splits(expand(grid)[0])["test"]
+    test = harness.splits(specs[0])["test"]
     assert records["finetune"]["sizes"]["test"] == len(test) and 0 < (test.y == 3).sum() < len(test)
     assert records["retrain"]["metrics"]["test_acc_forget_class"] == 0.0   # never saw class 3
     assert records["retrain"]["metrics"]["test_acc_other_classes"] > 50.0
