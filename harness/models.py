@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..methods._train import TrainConfig
+from ..methods._train import TrainConfig, squared_loss
 from .errors import UsageError
 
 
@@ -52,14 +52,58 @@ class Normalize(nn.Module):
         return (x.float() / self.scale - self.mean) * self.inv_std
 
 
+def _outputs_as_targets(outputs: torch.Tensor) -> torch.Tensor:
+    return outputs.detach().clone()
+
+
 class Classifier(nn.Module):
-    """``forward(x) = head(features(x))``; subclasses define ``body``."""
+    """``forward(x) = head(features(x))``; subclasses define ``body``.
+
+    :meth:`configure` applies the training options that live in the model:
+    its loss (``TrainConfig.loss``) and which layers train
+    (``TrainConfig.trainable``).  With ``trainable="head"`` every layer but
+    the head keeps its weights: ``requires_grad_`` never unfreezes them and
+    ``train()`` keeps them in eval mode (batch-norm statistics fixed), so the
+    network is a linear model on fixed random features, trained or unlearned.
+    """
 
     head: nn.Linear
+    trainable: str = "all"
 
     def __init__(self, spec: InputSpec):
         super().__init__()
         self.normalize = Normalize(spec)
+
+    def configure(self, train: TrainConfig) -> "Classifier":
+        if train.loss == "squared" and not hasattr(type(self), "training_loss"):   # rf_linear has its own
+            # the squared loss on one-hot targets; MUSO's soft labels are then the outputs themselves
+            self.training_loss = squared_loss
+            self.soft_targets = _outputs_as_targets
+        self.trainable = train.trainable
+        return self.requires_grad_(True)
+
+    def frozen_parameters(self) -> list[str]:
+        """Names of the parameters that must keep their initial values."""
+        if self.trainable == "all":
+            return []
+        return [name for name, _ in self.named_parameters() if not name.startswith("head.")]
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Classifier":
+        super().requires_grad_(requires_grad)
+        if requires_grad:
+            frozen = set(self.frozen_parameters())
+            for name, p in self.named_parameters():
+                if name in frozen:
+                    p.requires_grad_(False)
+        return self
+
+    def train(self, mode: bool = True) -> "Classifier":
+        super().train(mode)
+        if mode and self.trainable == "head":
+            for child in self.children():
+                if child is not self.head:
+                    child.eval()
+        return self
 
     def body(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -124,12 +168,15 @@ def get_model(name: str) -> ModelInfo:
         raise UsageError(f"unknown model {name!r}; accepted: {', '.join(list_models())}") from None
 
 
-def build_model(name: str, spec: InputSpec, model_args: dict | None = None) -> Classifier:
+def build_model(name: str, spec: InputSpec, model_args: dict | None = None,
+                train: TrainConfig | None = None) -> Classifier:
+    """A new model; with ``train``, configured for it (:meth:`Classifier.configure`)."""
     info = get_model(name)
     try:
-        return info.build(spec, **(model_args or {}))
+        model = info.build(spec, **(model_args or {}))
     except TypeError as e:
         raise UsageError(f"bad arguments {model_args} for model {name!r}: {e}") from None
+    return model.configure(train) if train is not None else model
 
 from . import rf_linear as _rf_linear  # noqa: E402,F401  (registers `rf_linear`)
 from . import convnets  # noqa: E402,F401  (registers cnn, resnet18)

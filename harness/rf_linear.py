@@ -27,8 +27,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from unlearnbench.methods._linear import least_squares_limit
-from unlearnbench.methods._train import TrainConfig
+from unlearnbench.methods._train import TrainConfig, squared_loss
 
+from .errors import UsageError
 from .models import Classifier, InputSpec, register_model
 
 TARGET_CODINGS = ("onehot", "pm1")
@@ -68,7 +69,12 @@ class RandomFourierLinear(Classifier):
 
     def training_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Squared loss ``½‖f(x) − t‖²``, averaged over the batch."""
-        return 0.5 * (outputs.double() - self.encode_targets(targets)).pow(2).sum(dim=1).mean()
+        return squared_loss(outputs.double(), self.encode_targets(targets))
+
+    def configure(self, train: TrainConfig) -> "RandomFourierLinear":
+        if train.loss != "squared":
+            raise UsageError(f"model 'rf_linear' trains with the squared loss only; got train.loss = {train.loss!r}")
+        return super().configure(train)
 
     def soft_targets(self, outputs: torch.Tensor) -> torch.Tensor:
         """The targets under which ``outputs`` minimise the loss: the outputs themselves."""
@@ -86,7 +92,7 @@ class RandomFourierLinear(Classifier):
 
 @register_model("rf_linear",
                 train=TrainConfig(epochs=100, batch_size=64, optimizer="sgd", lr=0.5, momentum=0.0,
-                                  weight_decay=0.0, schedule="constant", augment=False),
+                                  weight_decay=0.0, schedule="constant", augment=False, loss="squared"),
                 summary="random Fourier features + linear head, squared loss, trained to the SGD limit "
                         "(kwargs features=5000, sigma=√d, init_std=0.01, targets=onehot|pm1)")
 def rf_linear(spec: InputSpec, features=5000, sigma=None, init_std=0.01, targets="onehot") -> Classifier:

@@ -85,8 +85,8 @@ def file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _fresh_model(name: str, input_spec: InputSpec, model_args: dict, device) -> torch.nn.Module:
-    return build_model(name, input_spec, model_args).to(device)
+def _fresh_model(name: str, input_spec: InputSpec, model_args: dict, train, device) -> torch.nn.Module:
+    return build_model(name, input_spec, model_args, train).to(device)
 
 
 @contextmanager
@@ -143,6 +143,7 @@ class Harness:
         self._group: dict = {}
         self.reference_trainings = 0   # how many reference models this process trained
         self.env = None
+        self.diagnostics: dict = {}    # the last method's ctx.diagnostics
 
     @classmethod
     def from_grid(cls, grid, log=None, **options) -> "Harness":
@@ -249,10 +250,10 @@ class Harness:
         deterministically (on the CPU, so θ₀ is identical on every device)."""
         data = self.data(spec)
         if init_seed is None:
-            return build_model(spec.model, data.spec, spec.model_args).to(self.device)
+            return build_model(spec.model, data.spec, spec.model_args, spec.train).to(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            model = build_model(spec.model, data.spec, spec.model_args)
+            model = build_model(spec.model, data.spec, spec.model_args, spec.train)
         return model.to(self.device)
 
     def _train_generator(self, spec: RunSpec) -> torch.Generator:
@@ -388,7 +389,8 @@ class Harness:
         data = self.data(spec)
         # Nothing in the context may lead back to the harness (and its test split): make_model is
         # a partial of a module-level function, not a closure over self.
-        make_model = functools.partial(_fresh_model, spec.model, data.spec, dict(spec.model_args), self.device)
+        make_model = functools.partial(_fresh_model, spec.model, data.spec, dict(spec.model_args), spec.train,
+                                       self.device)
         extra = {"progress": self.method_progress} if self.method_progress else {}
         return Context(
             model=copy.deepcopy(original).requires_grad_(True) if original is not None else None,
@@ -413,6 +415,7 @@ class Harness:
         method's function always runs (reference rows included), seeded by
         the replicate number: the many-model metric's N runs."""
         info = get_method(spec.method)
+        self.diagnostics = {}   # what the method reports through ctx.diagnostics
         if replicate is None and info.reference == "original":
             return refs.original, 0.0
         if replicate is None and info.reference == "retrain":
@@ -431,6 +434,7 @@ class Harness:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         self._check_result(spec, model, refs, before)
+        self.diagnostics = dict(ctx.diagnostics)
         return model, seconds
 
     def _check_result(self, spec, model, refs, before) -> None:
@@ -439,6 +443,11 @@ class Harness:
             refs.original.load_state_dict(before)
             raise InvalidResult(f"method {spec.method!r} modified the original model in place; "
                                 "change and return ctx.model (a copy) instead")
+        params = dict(model.named_parameters()) if isinstance(model, torch.nn.Module) else {}
+        for name in refs.original.frozen_parameters():   # train.trainable = head: θ₀ outside the head
+            if name in params and not torch.equal(params[name], before[name]):
+                raise InvalidResult(f"method {spec.method!r} changed the frozen parameter {name} "
+                                    f"(train.trainable = {spec.train.trainable!r}: only the head may change)")
         if not isinstance(model, torch.nn.Module) or type(model) is not type(refs.original):
             raise InvalidResult(f"method {spec.method!r} returned {type(model).__name__}, "
                                 f"expected a {type(refs.original).__name__}")
@@ -493,5 +502,7 @@ class Harness:
                 "sizes": {k: len(v) for k, v in split.items()},
                 "eval_time_s": time.perf_counter() - t_eval,
             })
+            if self.diagnostics:
+                record["diagnostics"] = self.diagnostics
         shutil.rmtree(checkpoints, ignore_errors=True)
         return record

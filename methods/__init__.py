@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ._api import (ENTRY_POINT_GROUP, Choice, Context, IntRange, LogUniform, MethodImportError, MethodInfo, Split,
-                   Uniform, UnknownMethod, discover_methods, get_method, list_methods, method_origin, register_method,
+from ._api import (ENTRY_POINT_GROUP, Bounds, Choice, Context, IntRange, LogUniform, MethodImportError, MethodInfo, Split,
+                   Uniform, UnknownMethod, bounded, discover_methods, get_method, list_methods, method_origin, register_method,
                    unregister_method)
 from ._train import Diverged, TrainConfig, cross_entropy, fit, supervised_loss
 
@@ -23,6 +23,6 @@ for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["ENTRY_POINT_GROUP", "Choice", "Context", "Diverged", "IntRange", "LogUniform", "MethodImportError",
-           "MethodInfo", "Split", "TrainConfig", "Uniform", "UnknownMethod", "cross_entropy", "discover_methods", "fit",
+__all__ = ["ENTRY_POINT_GROUP", "Bounds", "Choice", "Context", "Diverged", "IntRange", "LogUniform", "MethodImportError",
+           "MethodInfo", "Split", "TrainConfig", "Uniform", "UnknownMethod", "bounded", "cross_entropy", "discover_methods", "fit",
            "get_method", "list_methods", "method_origin", "register_method", "supervised_loss", "unregister_method"]

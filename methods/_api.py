@@ -86,6 +86,13 @@ class Context:
     seed:         the run's seed (θ₀, the forget set and ``generator`` derive from it)
     progress:     ``progress(fraction, message="")``, fraction in [0, 1]:
                   shown on the command line's progress bar (optional to call)
+    diagnostics:  a dict the method may fill with JSON-serialisable values
+                  (numbers, strings, lists): stored in the run's record under
+                  ``diagnostics`` (e.g. MUSO's regime: head inputs, projector rows)
+
+``train_config.trainable`` says which parameters may change: ``"all"``, or
+``"head"`` (every layer but the last stays at θ₀; the harness freezes them in
+``model`` — ``requires_grad`` is False — and refuses a result that changed them).
 
     The test split is never part of the context, and while the method runs
     the harness refuses any attempt to load it (see harness/guard.py).
@@ -107,6 +114,56 @@ class Context:
     augment: Callable | None = None
     seed: int = 0
     progress: Callable[..., None] = field(default=lambda fraction, message="": None)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- bounds: what a hyperparameter accepts, declared on the Hyper dataclass ----
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a hyperparameter accepts: ``low <= v <= high`` (``above``:
+    strictly greater), or one of ``choices``.  ``None`` leaves a side open."""
+
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    choices: tuple | None = None
+
+    def accepts(self, value) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        return ((self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+                and (self.above is None or value > self.above))
+
+    def __str__(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(repr, self.choices))
+        parts = [f">= {self.low:g}" if self.low is not None else None,
+                 f"> {self.above:g}" if self.above is not None else None,
+                 f"<= {self.high:g}" if self.high is not None else None]
+        return " and ".join(p for p in parts if p) or "any value"
+
+
+def bounded(default, low: float | None = None, high: float | None = None, *, above: float | None = None,
+            choices: tuple | None = None):
+    """A ``Hyper`` field with its accepted values, checked whenever the method's
+    hyperparameters are resolved (defaults, tuned presets, ``--method-arg``)::
+
+        epochs: int = bounded(10, low=1)
+        lr: float = bounded(0.02, above=0)
+        optimizer: str = bounded("adam", choices=("sgd", "adam", "adamw"))
+    """
+    return field(default=default, metadata={"bounds": Bounds(low, high, above,
+                                                             tuple(choices) if choices is not None else None)})
+
+
+def hyper_bounds(hyper: type | None) -> dict[str, Bounds]:
+    """The declared bounds of a Hyper dataclass's fields (unbounded fields omitted)."""
+    if hyper is None:
+        return {}
+    return {f.name: f.metadata["bounds"] for f in dataclasses.fields(hyper) if "bounds" in f.metadata}
 
 
 # ---- search spaces: what `unlearnbench tune` may vary, declared next to the method ----
@@ -205,6 +262,9 @@ class MethodInfo:
                 raise UnknownMethod(
                     f"unknown hyperparameter {key!r} for method {self.name!r}; accepted: {', '.join(sorted(values))}")
             values[key] = coerce(value, hints.get(key), f"{self.name}.{key}")
+        for key, bounds in hyper_bounds(self.hyper).items():
+            if not bounds.accepts(values[key]):
+                raise UnknownMethod(f"{self.name}.{key}={values[key]!r} is out of range; accepted: {bounds}")
         return self.hyper(**values)
 
 
@@ -257,10 +317,14 @@ def register_method(name: str, *, hyper: type | None = None,
     if hyper is not None and not dataclasses.is_dataclass(hyper):
         raise TypeError(f"hyper for method {name!r} must be a dataclass")
     fields = {f.name for f in dataclasses.fields(hyper)} if hyper is not None else set()
+    bounds = hyper_bounds(hyper)
     for key, dist in (search_space or {}).items():
         if key not in fields or not callable(getattr(dist, "sample", None)):
             raise TypeError(f"search space of method {name!r}: {key!r} must be a hyperparameter "
                             f"({', '.join(sorted(fields)) or 'none'}) mapped to LogUniform/Uniform/IntRange/Choice")
+        ends = dist.values if isinstance(dist, Choice) else (dist.low, dist.high)
+        if key in bounds and not all(bounds[key].accepts(v) for v in ends):
+            raise TypeError(f"search space of method {name!r}: {key} {dist} leaves its bounds ({bounds[key]})")
 
     def decorate(fn):
         doc = inspect.getdoc(fn) or inspect.getdoc(inspect.getmodule(fn)) or ""

@@ -46,15 +46,23 @@ class TrainConfig:
     gamma: float = 0.1              # step schedule: factor at each milestone
     augment: bool = True            # apply the dataset's training augmentation, if it has one
     grad_clip: float = 0.0          # > 0: clip the gradient's global L2 norm to this value
+    loss: str = "cross_entropy"     # cross_entropy | squared (½‖f(x) − onehot(y)‖², MUSO's theorem's loss)
+    trainable: str = "all"          # all | head (every layer but the last frozen at θ₀: a random-feature model)
 
     OPTIMIZERS = ("sgd", "adam", "adamw")
     SCHEDULES = ("constant", "cosine", "step")
+    LOSSES = ("cross_entropy", "squared")
+    TRAINABLE = ("all", "head")
 
     def __post_init__(self):
         if self.optimizer not in self.OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; accepted: {', '.join(self.OPTIMIZERS)}")
         if self.schedule not in self.SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; accepted: {', '.join(self.SCHEDULES)}")
+        if self.loss not in self.LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; accepted: {', '.join(self.LOSSES)}")
+        if self.trainable not in self.TRAINABLE:
+            raise ValueError(f"unknown trainable {self.trainable!r}; accepted: {', '.join(self.TRAINABLE)}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr < 0:
             raise ValueError(f"need epochs >= 0, batch_size >= 1, lr >= 0 (got {self.epochs}, {self.batch_size}, {self.lr})")
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
@@ -346,10 +354,19 @@ def cross_entropy(model: nn.Module, batch, extra_batch=None) -> torch.Tensor:
     return nn.functional.cross_entropy(model(x), y)
 
 
+def squared_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``½‖f(x) − t‖²`` summed over outputs, averaged over the batch; class
+    indices become one-hot targets ``t``, float targets are used as they are."""
+    if not targets.is_floating_point():
+        targets = nn.functional.one_hot(targets, outputs.shape[1])
+    return 0.5 * (outputs - targets.to(outputs.dtype)).pow(2).sum(dim=1).mean()
+
+
 def model_loss(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss ``(outputs, targets) -> scalar`` a model is trained with: its
-    ``training_loss`` if it defines one (``rf_linear``: the squared loss),
-    else cross-entropy.  Targets are class indices or, as floats, soft targets."""
+    ``training_loss`` if it defines one (``rf_linear``, or a network built with
+    ``TrainConfig(loss="squared")``: the squared loss), else cross-entropy.
+    Targets are class indices or, as floats, soft targets."""
     return getattr(model, "training_loss", None) or nn.functional.cross_entropy
 
 

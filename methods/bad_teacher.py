@@ -39,17 +39,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._api import Choice, Context, IntRange, LogUniform, register_method
+from ._api import Choice, Context, IntRange, LogUniform, bounded, register_method
 from ._train import fit
 
 
 @dataclass
 class Hyper:
-    epochs: int = 5
-    lr: float = 1e-3
-    temperature: float = 1.0
-    retain_share: float = 0.3   # share of the retain set mixed with the forget set
-    batch_size: int = 256
+    epochs: int = bounded(5, low=1)
+    lr: float = bounded(1e-3, above=0)
+    temperature: float = bounded(1.0, above=0)
+    retain_share: float = bounded(0.3, low=0, high=1)   # share of the retain set mixed with the forget set
+    batch_size: int = bounded(256, low=1)
 
 
 @torch.no_grad()

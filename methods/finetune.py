@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._api import Context, IntRange, LogUniform, register_method
+from ._api import Context, IntRange, LogUniform, bounded, register_method
 from ._train import fit, supervised_loss
 
 
 @dataclass
 class Hyper:
-    epochs: int = 10
-    lr: float = 0.1
+    epochs: int = bounded(10, low=1)
+    lr: float = bounded(0.1, above=0)
 
 
 @register_method("finetune", hyper=Hyper,

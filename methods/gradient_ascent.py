@@ -23,15 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._api import Context, IntRange, LogUniform, register_method
+from ._api import Context, IntRange, LogUniform, bounded, register_method
 from ._train import fit, supervised_loss
 
 
 @dataclass
 class Hyper:
-    epochs: int = 5
-    lr: float = 0.01
-    grad_clip: float = 1.0
+    epochs: int = bounded(5, low=1)
+    lr: float = bounded(0.01, above=0)
+    grad_clip: float = bounded(1.0, low=0)
 
 
 def ascent_loss(model, batch, extra_batch=None):

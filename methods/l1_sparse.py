@@ -36,16 +36,16 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from ._api import Context, LogUniform, register_method
+from ._api import Context, LogUniform, bounded, register_method
 from ._train import fit
 
 
 @dataclass
 class Hyper:
-    epochs: int = 10
-    lr: float = 0.1
-    l1: float = 5e-4          # γ: initial strength of the ℓ1 penalty
-    no_l1_epochs: int = 0     # E₀: final epochs without penalty
+    epochs: int = bounded(10, low=1)
+    lr: float = bounded(0.1, above=0)
+    l1: float = bounded(5e-4, low=0)          # γ: initial strength of the ℓ1 penalty
+    no_l1_epochs: int = bounded(0, low=0)     # E₀: final epochs without penalty
 
 
 def l1_strength(epoch: int, epochs: int, l1: float, no_l1_epochs: int) -> float:

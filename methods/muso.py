@@ -81,7 +81,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._api import Context, IntRange, LogUniform, register_method
+from ._api import Context, IntRange, LogUniform, bounded, register_method
 from ._linear import gram_solve, least_squares_limit, project_rows
 from ._train import fit, model_loss
 
@@ -116,15 +116,15 @@ def optimal_labels_label_free(z_forget: torch.Tensor, z_retain: torch.Tensor, w0
 # ---- the network algorithm --------------------------------------------------------
 @dataclass
 class Hyper:
-    epochs: int = 5
-    lr: float = 3e-4
-    optimizer: str = "adam"
-    schedule: str = "constant"
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    retain_subset: float = 0.2       # share of D_r whose features define Π_r each epoch
-    eps_start: float = 1e-6          # ridge of Π_r in the first epoch ...
-    eps_end: float = 1e-2            # ... and in the last (cosine ramp)
+    epochs: int = bounded(5, low=1)
+    lr: float = bounded(3e-4, above=0)
+    optimizer: str = bounded("adam", choices=("sgd", "adam", "adamw"))
+    schedule: str = bounded("constant", choices=("constant", "cosine", "step"))
+    weight_decay: float = bounded(0.0, low=0)
+    batch_size: int = bounded(64, low=1)
+    retain_subset: float = bounded(0.2, above=0, high=1)       # share of D_r whose features define Π_r each epoch
+    eps_start: float = bounded(1e-6, low=0)          # ridge of Π_r in the first epoch ...
+    eps_end: float = bounded(1e-2, low=0)            # ... and in the last (cosine ramp)
     soft_labels: bool = False        # soft targets instead of argmax labels
 
 

@@ -34,16 +34,16 @@ from dataclasses import dataclass
 
 from torch.nn import functional as F
 
-from ._api import Context, LogUniform, Uniform, register_method
+from ._api import Context, LogUniform, Uniform, bounded, register_method
 from ._train import fit
 
 
 @dataclass
 class Hyper:
-    epochs: int = 5
-    lr: float = 0.03
-    beta: float = 0.9         # weight of the retain loss; 1 − β weighs the (negated) forget loss
-    grad_clip: float = 1.0    # > 0: clip the gradient norm (the ascent term is unbounded); 0: off
+    epochs: int = bounded(5, low=1)
+    lr: float = bounded(0.03, above=0)
+    beta: float = bounded(0.9, low=0, high=1)         # weight of the retain loss; 1 − β weighs the (negated) forget loss
+    grad_clip: float = bounded(1.0, low=0)    # > 0: clip the gradient norm (the ascent term is unbounded); 0: off
 
 
 def neggrad_plus_loss(beta: float):

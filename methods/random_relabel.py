@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ._api import Context, IntRange, LogUniform, register_method
+from ._api import Context, IntRange, LogUniform, bounded, register_method
 from ._train import fit, supervised_loss
 
 
 @dataclass
 class Hyper:
-    epochs: int = 10
-    lr: float = 0.02
+    epochs: int = bounded(10, low=1)
+    lr: float = bounded(0.02, above=0)
 
 
 def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:

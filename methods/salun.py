@@ -51,16 +51,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._api import Context, IntRange, LogUniform, Uniform, register_method
+from ._api import Context, IntRange, LogUniform, Uniform, bounded, register_method
 from ._train import cross_entropy, fit
 from .random_relabel import random_wrong_labels
 
 
 @dataclass
 class Hyper:
-    epochs: int = 10
-    lr: float = 0.01
-    mask_share: float = 0.5    # share of all parameters the mask keeps (top |gradient of the forget loss|)
+    epochs: int = bounded(10, low=1)
+    lr: float = bounded(0.01, above=0)
+    mask_share: float = bounded(0.5, above=0, high=1)    # share of all parameters the mask keeps (top |gradient of the forget loss|)
 
 
 def saliency_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, share: float,

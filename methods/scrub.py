@@ -60,21 +60,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._api import Choice, Context, IntRange, LogUniform, Split, register_method
+from ._api import Choice, Context, IntRange, LogUniform, Split, bounded, register_method
 from ._train import fit
 
 
 @dataclass
 class Hyper:
-    epochs: int = 5
-    max_epochs: int = 2          # max-steps (ascent on D_f) only in the first max_epochs epochs
-    lr: float = 5e-3
-    alpha: float = 0.001         # weight of the KL term of the min-steps
-    gamma: float = 0.99          # weight of the cross-entropy term of the min-steps
-    temperature: float = 4.0
-    batch_size: int = 128        # retain batches (min-steps)
-    forget_batch_size: int = 32  # forget batches (max-steps)
-    grad_clip: float = 3.0       # > 0: clip the gradient norm (the max-step objective is unbounded); 0: off
+    epochs: int = bounded(5, low=1)
+    max_epochs: int = bounded(2, low=0)          # max-steps (ascent on D_f) only in the first max_epochs epochs
+    lr: float = bounded(5e-3, above=0)
+    alpha: float = bounded(0.001, low=0)         # weight of the KL term of the min-steps
+    gamma: float = bounded(0.99, low=0)          # weight of the cross-entropy term of the min-steps
+    temperature: float = bounded(4.0, above=0)
+    batch_size: int = bounded(128, low=1)        # retain batches (min-steps)
+    forget_batch_size: int = bounded(32, low=1)  # forget batches (max-steps)
+    grad_clip: float = bounded(3.0, low=0)       # > 0: clip the gradient norm (the max-step objective is unbounded); 0: off
     rewind: bool = False         # SCRUB+R: return the epoch whose forget error matches held-out error
 
 

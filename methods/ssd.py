@@ -42,14 +42,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._api import Context, LogUniform, register_method
+from ._api import Context, LogUniform, bounded, register_method
 
 
 @dataclass
 class Hyper:
-    alpha: float = 10.0       # selection: dampen where forget importance > alpha × global importance
-    dampening: float = 1.0    # λ: dampening factor min(λ · global / forget, 1)
-    batch_size: int = 64      # mini-batch size of the importance estimates
+    alpha: float = bounded(10.0, above=0)       # selection: dampen where forget importance > alpha × global importance
+    dampening: float = bounded(1.0, above=0)    # λ: dampening factor min(λ · global / forget, 1)
+    batch_size: int = bounded(64, low=1)      # mini-batch size of the importance estimates
 
 
 def importance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
