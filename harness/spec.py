@@ -82,7 +82,7 @@ class RunSpec:
     def original_identity(self) -> dict:
         """Everything the initial weights θ₀ and the original model depend on."""
         return {**self.data_identity(), "model": self.model, "model_args": self.model_args,
-                "train": self.train.to_dict(), "seed": self.seed}
+                "train": self.train.identity(), "seed": self.seed}
 
     def scenario_identity(self) -> dict:
         return {**self.original_identity(), "scenario": self.scenario.to_dict()}

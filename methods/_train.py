@@ -75,6 +75,15 @@ class TrainConfig:
         d["milestones"] = list(d["milestones"])
         return d
 
+    # options added after records existed: left out of identities while at their defaults, so
+    # the keys of every earlier run (and cached reference model) stay what they were
+    LATER_OPTIONS = {"loss": "cross_entropy", "trainable": "all"}
+
+    def identity(self) -> dict:
+        """What identifies this training in run keys: :meth:`to_dict` less the
+        later options at their defaults."""
+        return {k: v for k, v in self.to_dict().items() if self.LATER_OPTIONS.get(k, object()) != v}
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
