@@ -291,6 +291,7 @@ def check_first_labels_are_optimal(p, monkeypatch):
     z_r, z_f = p["z"][:N_RETAIN], p["z"][N_RETAIN:]
     y_r = nn.functional.one_hot(p["y"][:N_RETAIN], 10).double()
     assert len(fpos) > 0 and targets.is_floating_point()
+    # float32 features recomputed on the batch differ from the whole-set ones by rounding: ~2e-7 measured
     assert torch.allclose(targets.double(), optimal_labels(z_f, z_r, y_r, p["w0"])[fpos], rtol=0, atol=1e-6)
     wp = head_weights(p["original"].head)                     # the float32 head the model holds
     assert torch.allclose(targets.double(), optimal_labels_label_free(z_f, z_r, p["w0"], wp)[fpos], rtol=0, atol=1e-6)
@@ -384,9 +385,9 @@ def test_released_rows_walk_the_retain_set_and_keep_between_k_and_2k():
         k = int(0.2 * n)
         rows = _muso.released_subset(n, 0.2, batch, torch.Generator().manual_seed(0))
         again = _muso.released_subset(n, 0.2, batch, torch.Generator().manual_seed(1))
-        assert k <= len(rows) <= 2 * k or (n <= 2 * k + batch and len(rows) == n)
+        assert k <= len(rows) <= 2 * k
         assert len(rows) == len(again) and len(set(rows.tolist())) == len(rows) and int(rows.max()) < n
-    # later batches are over-represented: the last batch is always kept whole
+    # later batches are over-represented: for 1,092 rows (k = 218) the last batch, rows 1024-1091, is kept whole
     rows = _muso.released_subset(1092, 0.2, 128, torch.Generator().manual_seed(0))
     assert set(range(1024, 1092)) <= set(rows.tolist())
 
