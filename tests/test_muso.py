@@ -1,6 +1,8 @@
 """MUSO: the theorem on a small over-parameterised problem (real digits), the
 two forms of the optimal labels, the network relabel step, Π_r, and the
-registered method through the harness."""
+registered methods (`muso`, `muso_released`): their network code path in the
+theorem's regime (head-only, squared loss), mutants that must be caught, the
+ε schedules, the released projector, and runs through the harness."""
 import copy
 
 import pytest
@@ -10,8 +12,10 @@ from torch import nn
 from unlearnbench.datasets import load_dataset
 from unlearnbench.harness.metrics import param_distance
 from unlearnbench.harness.models import Classifier, InputSpec, build_model
-from unlearnbench.methods import TrainConfig, fit, get_method, supervised_loss
+from unlearnbench.methods import Context, Split, TrainConfig, fit, get_method, supervised_loss
+from unlearnbench.methods import _muso, muso_released as released_module
 from unlearnbench.methods._linear import least_squares_limit, project_rows
+from unlearnbench.methods import muso as muso_module
 from unlearnbench.methods.muso import (forget_outputs, head_weights, optimal_labels, optimal_labels_label_free,
                                        penultimate, relabel_weights, ridge_at)
 
@@ -172,14 +176,244 @@ def test_relabel_does_not_depend_on_the_batch():
     assert net.training                        # the relabel step restores train mode
 
 
-def test_muso_method_runs_in_the_harness(digits_grid):
+def check_regime_diagnostics(record, epochs: int):
+    d = record["diagnostics"]
+    assert d["head_inputs"] == 129                                   # the default mlp: 128 features + the bias
+    assert record["sizes"]["retain"] // 5 <= d["proj_rows"] <= 2 * (record["sizes"]["retain"] // 5)
+    assert 1 <= d["rank_z_retain"] <= min(d["head_inputs"], d["proj_rows"])
+    assert 0.0 <= d["label_change_first"] <= 1.0 and 0.0 <= d["label_change_mean"] <= 1.0
+    assert len(d["eps"]) == d["rebuilds"] == epochs
+
+
+def test_muso_runs_in_the_random_scenario(digits_grid):
+    """Through the harness with its registered defaults: ok, regime recorded.
+    The default mlp's head has M = 129 inputs against N = 20% of ~1,090
+    retain rows: Π_r projects onto the whole span of the head's inputs
+    (rank ≤ 129; dead ReLU units lower it), so the first labels are the
+    original's own predictions."""
     from unlearnbench.harness.config import Grid, expand
 
-    _, records, harness = digits_grid
-    spec = next(s for s in expand(Grid(seeds=[0], scenarios=["class"], methods=["muso"])))
+    _, _, harness = digits_grid
+    spec = next(s for s in expand(Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["muso"], tuned=False)))
     record = harness.run(spec)
     assert record["status"] == "ok", record["message"]
-    m = record["metrics"]
-    retrain = records[("class 0", "retrain")]["metrics"]
-    assert m["forget_acc"] < 20 and m["test_acc"] > retrain["test_acc"] - 5     # forgets the class, keeps the rest
-    assert get_method("muso").defaults("class")["eps_end"] > get_method("muso").defaults("random")["eps_end"]
+    d = record["diagnostics"]
+    check_regime_diagnostics(record, epochs=2)
+    assert d["proj_rows"] == round(0.2 * record["sizes"]["retain"])
+    assert d["rank_z_retain"] <= 129 < d["proj_rows"] and d["label_change_first"] == 0.0
+    assert d["eps"] == [1e-6, 1e-2]
+    assert record["config"]["hyper"]["lr"] == 3e-5
+
+
+def test_muso_released_runs_in_both_scenarios(digits_grid):
+    from unlearnbench.harness.config import Grid, expand
+
+    _, _, harness = digits_grid
+    for scenario, epochs, eps in (("random", 2, [1e-6, 1e-6]), ("class", 10, [1e-6] * 10)):
+        spec = next(s for s in expand(Grid(seeds=[0], scenarios=[scenario], ratios=[0.1],
+                                           methods=["muso_released"], tuned=False)))
+        record = harness.run(spec)
+        assert record["status"] == "ok", record["message"]
+        check_regime_diagnostics(record, epochs)
+        assert record["diagnostics"]["eps"] == eps
+    info = get_method("muso_released")
+    assert (info.defaults("random")["projector"], info.defaults("class")["projector"]) == ("woodbury", "ridge")
+
+
+# ---- the network code path where the theorem applies ------------------------------
+# Head-only training (every layer but the head frozen at θ₀: a linear model on
+# fixed random ReLU features), squared loss, SGD without weight decay, and more
+# head inputs than rows: 24 digits (16 retain, 8 forget), one hidden layer of
+# 500, M = 501.  The kernel ZZᵀ has condition number ~500 here, so mini-batch
+# SGD reaches its limit in a few hundred epochs (a few seconds); with 30+ rows
+# it grows fast (900 at 30, 4,000 at 60, 12,000 at 100), whatever the width.
+N_ALL, N_RETAIN, WIDTH = 24, 16, 500
+
+
+@pytest.fixture(scope="module")
+def head_only():
+    ds = load_dataset("digits")
+    x, y = ds.x_train[:N_ALL], ds.y_train[:N_ALL]
+    cfg = TrainConfig(loss="squared", trainable="head", optimizer="sgd", momentum=0.9, weight_decay=0.0,
+                      schedule="constant", augment=False, batch_size=8)
+    torch.manual_seed(0)
+    init = build_model("mlp", InputSpec.of(ds), {"hidden": [WIDTH]}, train=cfg)
+    z = penultimate(init, x)
+    assert z.shape == (N_ALL, WIDTH + 1)
+    lr = N_ALL / float(torch.linalg.eigvalsh(z @ z.T)[-1])     # ~1/λ_max of a batch's mean squared loss
+    # the original at the SGD limit on all 24 (closed form of the head; the SGD-trained one is in the bridge test)
+    w0 = head_weights(init.head)
+    wp = least_squares_limit(z, nn.functional.one_hot(y, 10).double(), w0)
+    original = copy.deepcopy(init)
+    with torch.no_grad():
+        original.head.weight.copy_(wp[:-1].T)
+        original.head.bias.copy_(wp[-1])
+    return dict(x=x, y=y, init=init, theta0=copy.deepcopy(init.state_dict()), cfg=cfg, z=z, w0=w0, lr=lr,
+                original=original.requires_grad_(False))
+
+
+def context(p, original, seed: int = 1) -> Context:
+    x, y, n = p["x"], p["y"], N_RETAIN
+    return Context(model=copy.deepcopy(original).requires_grad_(True), original=original,
+                   retain=Split(x[:n], y[:n]), forget=Split(x[n:], y[n:]), val=Split(x[:0], y[:0]),
+                   theta0=p["theta0"], make_model=lambda: copy.deepcopy(p["init"]), train_config=p["cfg"],
+                   num_classes=10, device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed))
+
+
+EXACT = {"optimizer": "sgd", "weight_decay": 0.0, "retain_subset": 1.0, "eps_start": 0.0, "eps_end": 0.0,
+         "soft_labels": True, "batch_size": 8}
+
+
+def first_step_labels(p, monkeypatch):
+    """Run `muso` (its registered function, theorem settings) for one epoch and
+    capture the training targets of the forget samples of the first batch
+    that has any: (their positions in D_f, the targets), and the context."""
+    captured = []
+    real_targets = _muso.Relabeller.targets
+
+    def spy(self, net, x_forget, fpos):
+        targets = real_targets(self, net, x_forget, fpos)
+        captured.append((fpos.clone(), targets.detach().clone()))
+        return targets
+
+    monkeypatch.setattr(_muso.Relabeller, "targets", spy)
+    info = get_method("muso")
+    ctx = context(p, p["original"])
+    info.fn(ctx, info.resolve({**EXACT, "epochs": 1, "lr": p["lr"]}))
+    return captured[0][0], captured[0][1], ctx
+
+
+def check_first_labels_are_optimal(p, monkeypatch):
+    """The labels MUSO trains on at its first step are the closed-form optimal
+    labels Z_f w_r (label form: the retrained limit's predictions, from y_r;
+    and label-free form) to 1e-6."""
+    fpos, targets, ctx = first_step_labels(p, monkeypatch)
+    z_r, z_f = p["z"][:N_RETAIN], p["z"][N_RETAIN:]
+    y_r = nn.functional.one_hot(p["y"][:N_RETAIN], 10).double()
+    assert len(fpos) > 0 and targets.is_floating_point()
+    # float32 features recomputed on the batch differ from the whole-set ones by rounding: ~2e-7 measured
+    assert torch.allclose(targets.double(), optimal_labels(z_f, z_r, y_r, p["w0"])[fpos], rtol=0, atol=1e-6)
+    wp = head_weights(p["original"].head)                     # the float32 head the model holds
+    assert torch.allclose(targets.double(), optimal_labels_label_free(z_f, z_r, p["w0"], wp)[fpos], rtol=0, atol=1e-6)
+    return ctx
+
+
+def test_head_only_first_labels_are_the_closed_form_optimal_labels(head_only, monkeypatch):
+    ctx = check_first_labels_are_optimal(head_only, monkeypatch)
+    d = ctx.diagnostics
+    assert (d["head_inputs"], d["proj_rows"], d["rank_z_retain"], d["eps"]) == (WIDTH + 1, N_RETAIN, N_RETAIN, [0.0])
+    assert d["label_change_first"] > 0       # M > N: the optimal labels are not the original's predictions
+
+
+def random_logits(model, x_forget, pretrained, w_relabel, wp):
+    return torch.randn(len(x_forget), wp.shape[1], dtype=torch.float64)
+
+
+def drift_of_shuffled_forget_order(z_forget_p, wp):
+    """Z^p of the forget samples in another order: the drift term pairs each
+    sample's current features with another sample's original features."""
+    return z_forget_p.roll(1, dims=0) @ wp
+
+
+@pytest.mark.parametrize("target, mutant", [("forget_outputs", random_logits),
+                                            ("pretrained_outputs", drift_of_shuffled_forget_order)])
+def test_mutants_fail_the_optimal_label_check(head_only, monkeypatch, target, mutant):
+    monkeypatch.setattr(_muso, target, mutant)
+    with pytest.raises(AssertionError, match="allclose"):     # the label check itself, not another assertion
+        check_first_labels_are_optimal(head_only, monkeypatch)
+
+
+def cosine_ramp(epochs, start, end):
+    """The released code's ``rs_values``: start + (end − start)(1 − cos(linspace(0, π, E)))/2."""
+    import numpy as np
+    return [float(v) for v in start + (end - start) * (1 - np.cos(np.linspace(0, np.pi, epochs))) / 2]
+
+
+@pytest.mark.parametrize("method", ["muso", "muso_released"])
+def test_pi_r_is_rebuilt_once_per_epoch_with_the_scheduled_eps(head_only, monkeypatch, method):
+    """4 epochs of 3 batches: Π_r is built exactly once per epoch, with the ε of
+    the cosine ramp (muso) or of the released code's loop, where epoch e uses
+    the value computed for e − 1 (muso_released)."""
+    built = []
+
+    def spy(real):
+        def projector(z, v, eps):
+            built.append((len(z), eps))
+            return real(z, v, eps)
+        return projector
+
+    if method == "muso":
+        monkeypatch.setattr(muso_module, "ridge_projector", spy(_muso.ridge_projector))
+    else:
+        monkeypatch.setitem(released_module.PROJECTORS, "woodbury", spy(_muso.released_projector))
+    ramp = cosine_ramp(4, 1e-6, 1e-2)
+    expected = ramp if method == "muso" else [ramp[0]] + ramp[:3]
+    info = get_method(method)
+    ctx = context(head_only, head_only["original"])
+    info.fn(ctx, info.resolve({"epochs": 4, "batch_size": 8, "eps_start": 1e-6, "eps_end": 1e-2, "lr": 1e-3}))
+    assert [eps for _, eps in built] == pytest.approx(expected, rel=1e-12)
+    assert ctx.diagnostics["eps"] == pytest.approx(expected, rel=1e-12) and ctx.diagnostics["rebuilds"] == 4
+    assert expected[-1] < 1e-2 if method == "muso_released" else expected[-1] == pytest.approx(1e-2)
+    assert {n for n, _ in built} == {ctx.diagnostics["proj_rows"]}
+
+
+def test_released_projector_is_the_codes_expression_not_the_papers():
+    """``Zᵀ(εI + εZZᵀ)⁻¹Z`` (the released code's Woodbury chain of inverses,
+    evaluated here in float64) equals ``(1/ε)·Zᵀ(I + ZZᵀ)⁻¹Z`` and is not
+    the paper's ``Zᵀ(ZZᵀ + εI)⁻¹Z``."""
+    torch.manual_seed(0)
+    z = torch.randn(12, 30, dtype=torch.float64)
+    v = torch.randn(30, 4, dtype=torch.float64)
+    eye_n, eye_d, inv = torch.eye(12, dtype=torch.float64), torch.eye(30, dtype=torch.float64), torch.linalg.inv
+    for eps in (1e-3, 1e-1):
+        e_n, e_d = eps * eye_n, eps * eye_d
+        woodbury = inv(e_n) - inv(e_n) @ z @ inv(inv(e_d) + z.T @ inv(e_n) @ z) @ z.T @ inv(e_n)
+        assert torch.allclose(woodbury, inv(eps * eye_n + eps * z @ z.T), rtol=1e-9)
+        code = z.T @ woodbury @ z @ v
+        ours = _muso.released_projector(z, v, eps)
+        assert torch.allclose(ours, code, rtol=1e-8, atol=1e-8 * float(code.abs().max()))
+        assert torch.allclose(ours, z.T @ torch.linalg.solve(eye_n + z @ z.T, z @ v) / eps, rtol=1e-9)
+        paper = _muso.ridge_projector(z, v, eps)
+        assert torch.allclose(paper, z.T @ torch.linalg.solve(z @ z.T + eps * eye_n, z @ v), rtol=1e-9)
+        assert float(torch.linalg.norm(ours - paper)) > 5 * float(torch.linalg.norm(paper))   # ~1/ε times larger
+    with pytest.raises(ValueError, match="ε > 0"):
+        _muso.released_projector(z, v, 0.0)
+
+
+def test_released_rows_walk_the_retain_set_and_keep_between_k_and_2k():
+    for n, batch in ((1092, 128), (607, 128), (1000, 64), (50, 128)):
+        k = int(0.2 * n)
+        rows = _muso.released_subset(n, 0.2, batch, torch.Generator().manual_seed(0))
+        again = _muso.released_subset(n, 0.2, batch, torch.Generator().manual_seed(1))
+        assert k <= len(rows) <= 2 * k
+        assert len(rows) == len(again) and len(set(rows.tolist())) == len(rows) and int(rows.max()) < n
+    # later batches are over-represented: for 1,092 rows (k = 218) the last batch, rows 1024-1091, is kept whole
+    rows = _muso.released_subset(1092, 0.2, 128, torch.Generator().manual_seed(0))
+    assert set(range(1024, 1092)) <= set(rows.tolist())
+
+
+def test_bridge_muso_lands_on_the_retrained_head(head_only):
+    """Original and Retrain trained by real mini-batch SGD (batch 8, momentum
+    0.9, 200 epochs) from θ₀ on the head-only squared-loss network; MUSO
+    (its registered function, theorem settings) fine-tunes the Original by
+    SGD the same way.  It lands ≥ 100× closer to Retrain in parameter
+    space than the Original is (measured: ~10⁴×)."""
+    p = head_only
+    cfg = p["cfg"].replace(lr=p["lr"], epochs=200)
+
+    def trained(n):
+        model = copy.deepcopy(p["init"])
+        fit(model, supervised_loss, (p["x"][:n], p["y"][:n]), cfg, torch.Generator().manual_seed(0))
+        return model.requires_grad_(False)
+
+    original, retrain = trained(N_ALL), trained(N_RETAIN)
+    info = get_method("muso")
+    ctx = context(p, original)
+    unlearned = info.fn(ctx, info.resolve({**EXACT, "epochs": 200, "lr": p["lr"]}))
+    dist = lambda m: param_distance(dict(m.named_parameters()), dict(retrain.named_parameters()))[0]
+    assert dist(original) > 0.1
+    ratio = dist(original) / dist(unlearned)
+    print(f"bridge: original {dist(original):.3g}, muso {dist(unlearned):.3g}, ratio {ratio:.3g}")
+    assert ratio >= 100
+    frozen = [n for n, _ in unlearned.named_parameters() if not n.startswith("head.")]
+    assert frozen and all(torch.equal(dict(unlearned.named_parameters())[n], p["theta0"][n]) for n in frozen)
