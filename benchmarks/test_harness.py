@@ -19,6 +19,7 @@ import time
 import pytest
 
 from unlearnbench.harness import cli
+from unlearnbench.harness.publish import publish
 from unlearnbench.harness import runner as R
 
 from _bench import REPO, UNLEARNBENCH, report
@@ -79,7 +80,7 @@ def finished_grid(bench, tmp_path_factory):
     finally:
         mp.undo()
     t0 = time.perf_counter()
-    cli._publish(out, out / "leaderboard.md")
+    publish(out, out / "leaderboard.md")
     publish = time.perf_counter() - t0
     return {"out": out, "args": args, "wall": wall, "publish": publish, "seconds": watch.seconds}
 

@@ -197,7 +197,7 @@ def expand(grid: Grid) -> list:
     from unlearnbench.methods._api import coerce
     from .models import get_model
     from .spec import SCENARIOS, RunSpec, Scenario
-    from .tuning import tuned_values
+    from .presets import tuned_values
 
     for name in grid.datasets:
         try:

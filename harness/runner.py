@@ -10,7 +10,6 @@ Slurm tasks) reuse them.
 from __future__ import annotations
 
 import copy
-import fcntl
 import functools
 import json
 import os
@@ -36,6 +35,7 @@ from .augment import get_augmentation
 from .device import configure_backends, precision_name, resolve_device, resolve_precision
 from .errors import InvalidResult, UsageError
 from .guard import method_guard, recording_data_files
+from .locks import file_lock
 from .evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of,
                        standalone_metrics)
 from .floor import floor_ratio_of, noise_floor
@@ -70,19 +70,6 @@ class References:
     retrain_time: float
     original_key: str
     retrain_key: str
-
-
-@contextmanager
-def file_lock(path: Path):
-    """An exclusive lock on ``path`` (flock): one trainer per cache entry,
-    across processes and, on file systems that support it, nodes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _fresh_model(name: str, input_spec: InputSpec, model_args: dict, train, device) -> torch.nn.Module:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .records import RecordStore, write_json_atomic, write_text_atomic
+from .tomlio import dumps
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 FILE_MODULE_PREFIX = "unlearnbench_submission_"
@@ -341,16 +342,6 @@ def _hyper_markdown(specs) -> str:
     return "\n".join(lines)
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(v)
-
-
 def write_community(sub: Submission, args, result: dict, text: str) -> Path:
     """``community/<name>/``: README (what, the exact command, hyperparameters,
     its rows at submission) and, for a file submission, a copy of the file."""
@@ -387,7 +378,7 @@ def write_community(sub: Submission, args, result: dict, text: str) -> Path:
     if out.resolve() != default_out:
         command += ["--out", os.path.relpath(out, root)]
     hyper = result["specs"][0].hyper if result["specs"] else {}
-    toml = "\n".join([f"[method_args.{sub.name}]"] + [f"{k} = {_toml_value(v)}" for k, v in hyper.items()])
+    toml = dumps({"method_args": {sub.name: hyper}}).rstrip()
     readme = "\n".join([
         f"# {sub.name}", "",
         sub.info.summary or "(no summary: the method's docstring is empty)", "",

@@ -39,6 +39,7 @@ from pathlib import Path
 from .errors import UsageError
 from .records import RecordStore, environment, write_json_atomic
 from .spec import RunSpec, stable_hash
+from .threads import set_threads
 
 STAGES = ("references", "runs")
 
@@ -122,15 +123,6 @@ def slurm_job_id() -> str | None:
     if os.environ.get("SLURM_ARRAY_JOB_ID"):
         return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
     return os.environ.get("SLURM_JOB_ID")
-
-
-def set_threads(threads: int | None) -> None:
-    import torch
-
-    if threads is None:   # Slurm's allocation, else an explicit OMP_NUM_THREADS, else every core we may use
-        threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("OMP_NUM_THREADS") or 0) or (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    torch.set_num_threads(max(1, threads))
 
 
 def failed_record(spec: RunSpec, error: BaseException, env: dict | None) -> dict:

@@ -351,7 +351,7 @@ def _reports_progress(ctx, hp):
 def test_method_progress_reaches_the_progress_bar(bench):
     import io
 
-    from unlearnbench.harness.cli import Progress
+    from unlearnbench.harness.progress import Progress
     from unlearnbench.harness.config import Grid, expand
     from unlearnbench.harness.runner import Harness
     from unlearnbench.methods import register_method
