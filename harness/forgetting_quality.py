@@ -31,6 +31,7 @@ import numpy as np
 
 from . import forget_score as FS
 from . import metrics as M
+from .columns import variant_label
 from .evaluate import Outputs
 from .records import RecordStore, environment
 from .spec import stable_hash
@@ -201,8 +202,6 @@ NOTE = (
 
 def leaderboard_section(out) -> str | None:
     """Markdown tables of the forgetting-quality records under ``out``."""
-    from .leaderboard import _variant
-
     records = [r for r in store(out).all() if r.get("metric") == "forgetting_quality"]
     if not records:
         return None
@@ -227,7 +226,7 @@ def leaderboard_section(out) -> str | None:
 
         def name(row):   # the method, and its hyperparameters where several variants ran
             method, hyper = row
-            variant = _variant(json.loads(hyper), hypers[method]) if len(hypers[method]) > 1 else ""
+            variant = variant_label(json.loads(hyper), hypers[method]) if len(hypers[method]) > 1 else ""
             text = method + (f" ({variant})" if variant else "")
             return {"ceiling": f"**{text}** (ceiling)", "reference": f"**{text}**", "method": text}[_role(method)]
 

@@ -27,9 +27,8 @@ import torch
 
 from unlearnbench import datasets as D
 from unlearnbench.datasets import splits as S
-from unlearnbench.methods import Context, Diverged, Split, get_method
+from unlearnbench.methods import Context, Diverged, Split, auto_checkpoint, fit, get_method, supervised_loss
 from unlearnbench.methods.retrain import retrain as train_retrain
-from unlearnbench.methods._train import auto_checkpoint, fit, supervised_loss
 
 from .augment import get_augmentation
 from .device import configure_backends, precision_name, resolve_device, resolve_precision

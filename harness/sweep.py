@@ -27,7 +27,10 @@ states.  The local executor runs the same tasks, in order, in this process.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +41,9 @@ from pathlib import Path
 
 from .errors import UsageError
 from .records import RecordStore, environment, write_json_atomic
+from .runner import Harness
 from .spec import RunSpec, stable_hash
+from .status import collect
 from .threads import set_threads
 
 STAGES = ("references", "runs")
@@ -111,8 +116,6 @@ class Settings:
                    deterministic=grid.deterministic)
 
     def harness(self, log=None):
-        from .runner import Harness
-
         return Harness(out=self.out, cache_dir=self.cache_dir, data_root=self.data_root, device=self.device,
                        download=self.download, log=log, precision=self.precision,
                        deterministic=self.deterministic)
@@ -206,8 +209,6 @@ def group_of(spec: RunSpec) -> str:
 def cached_groups(cache_dir: Path) -> set[str]:
     """Groups whose retrain (hence also original) is in the cache, read from
     the cache's metadata: no data loading, no torch."""
-    import json
-
     groups = set()
     for meta in Path(cache_dir).glob("retrain/*/meta.json"):
         try:
@@ -316,9 +317,6 @@ def new_manifest(plan: Plan, executor: str, options: SlurmOptions | None, argv) 
 def submit(plan: Plan, settings: Settings, options: SlurmOptions, sweep_dir: Path, argv) -> dict:
     """Submit both stages as job arrays; returns the manifest (also written).
     If sbatch refuses a stage, nothing stays submitted (UsageError)."""
-    import shutil
-    import subprocess
-
     from submitit.core.utils import FailedJobError
 
     if shutil.which("sbatch") is None:
@@ -380,8 +378,6 @@ def run_local(plan: Plan, settings: Settings, sweep_dir: Path, argv, log=print) 
 def wait(out: str, sweep_dir: Path, log=print) -> None:
     """Block until no job of this sweep is pending or running (sacct is
     asked every 2 s at first, then less often: at most every 30 s)."""
-    from .status import collect
-
     last, start = None, time.monotonic()
     while True:
         report = collect(out, only=[sweep_dir / "manifest.json"])

@@ -70,8 +70,8 @@ def test_tables_mark_the_best_values_and_rank_overall(records):
         if gaps.nunique() > 1:                                           # the closest FA is bold
             best = methods.loc[gaps.idxmin()]
             line = next(l for l in text.splitlines() if l.startswith(f"| {L.method_label(best)} |")
-                        and L._fmt(best["retain_acc_mean"], best["retain_acc_std"], "retain_acc") in l)
-            assert f"**{L._fmt(best['forget_acc_mean'], best['forget_acc_std'], 'forget_acc')}**" in line
+                        and L.format_cell(best["retain_acc_mean"], best["retain_acc_std"], "retain_acc") in l)
+            assert f"**{L.format_cell(best['forget_acc_mean'], best['forget_acc_std'], 'forget_acc')}**" in line
 
 
 def test_leaderboard_is_a_pure_function_of_the_records(records, tmp_path):
@@ -95,14 +95,14 @@ def test_plot_draws_valid_pngs_with_one_panel_per_table_or_metric(records, capsy
     from PIL import Image
 
     from unlearnbench.harness.cli import main
-    from unlearnbench.harness.figures import CLASS_ONLY, _slug
+    from unlearnbench.harness.figure_plan import CLASS_ONLY, slug
 
     df, _ = L.load_summary(records)
     ok = df[df["status"] == "ok"]
     n_tables = len(ok.groupby(L.TABLE_KEYS, dropna=False))
     expected = {"tradeoff_forget_vs_test.png": n_tables, "gap_vs_time.png": n_tables, "param_dist.png": n_tables}
     for (dataset, model), random in ok[ok["scenario_kind"] == "random"].groupby(["dataset", "model"]):
-        expected[f"metrics_vs_ratio_{_slug(dataset)}_{_slug(model)}.png"] = sum(
+        expected[f"metrics_vs_ratio_{slug(dataset)}_{slug(model)}.png"] = sum(
             m not in CLASS_ONLY and random[m].notna().any() for m in L.METRICS)
     assert expected["metrics_vs_ratio_digits_mlp.png"] >= 10
     folder = records / "figures"
