@@ -33,6 +33,7 @@ from . import forget_score as FS
 from . import metrics as M
 from .columns import variant_label
 from .evaluate import Outputs
+from .method_run import recorded
 from .records import RecordStore, environment
 from .spec import stable_hash
 
@@ -139,8 +140,6 @@ class ForgettingQuality:
                   "num_models": self.num_models, "status": "ok", "message": None, "metrics": {},
                   "env": environment(str(self.harness.device)),
                   "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        from .runner import recorded
-
         with recorded(record, self.store):
             retrained = self.retrained_bank(spec)
             t0 = time.perf_counter()
