@@ -25,11 +25,6 @@ from .figure_plan import FigurePlan, plan_figures, ratio_metrics
 from .leaderboard import FIGURES_DIR, load_summary, method_label, table_label
 from .metrics import DEFINITIONS
 
-# Units of the metrics on figure axes (the definitions themselves live in metrics.DEFINITIONS).
-UNITS = {"retain_acc": "%", "forget_acc": "%", "test_acc": "%", "unlearn_acc": "%", "mia_efficacy": "%",
-         "mia_entropy": "%", "test_acc_forget_class": "%", "test_acc_other_classes": "%",
-         "param_dist": "L2", "param_dist_rel": "ratio", "js_forget": "nats", "avg_gap": "points",
-         "avg_gap_muso": "points", "time_s": "s", "rte": "×"}
 REFERENCE_STYLE = {"original": dict(color="0.55", marker="X"), "retrain": dict(color="black", marker="*")}
 PANEL_COLUMNS = 3          # per-table figures
 METRIC_COLUMNS = 4         # the metric-vs-ratio figure
@@ -40,8 +35,7 @@ DPI = 110
 
 # ---- drawing ------------------------------------------------------------------
 def _axis_label(metric: str) -> str:
-    label = DEFINITIONS[metric][0]
-    unit = UNITS.get(metric)
+    label, unit = DEFINITIONS[metric].column, DEFINITIONS[metric].unit
     return f"{label} ({unit})" if unit else label
 
 
@@ -173,7 +167,7 @@ def _draw_param_dist(rows: pd.DataFrame, style: Styles, legend: list[str]):
                     palette={l: style.colour[l] for l in table["label"]})
         ax.errorbar(table["param_dist_mean"], np.arange(len(table)), xerr=table["param_dist_std"], fmt="none",
                     ecolor="black", capsize=3, elinewidth=1.1)
-        ax.set(title=title, xlabel=f"L2 distance to Retrain, {DEFINITIONS['param_dist'][0]}", ylabel="")
+        ax.set(title=title, xlabel=f"L2 distance to Retrain, {DEFINITIONS['param_dist'].column}", ylabel="")
     return fig, []   # the methods are named on the axis
 
 

@@ -127,16 +127,11 @@ def method_label(row, link: bool = True) -> str:
 
 
 def direction(metric: str) -> str | None:
-    """How a metric is judged, read from its DEFINITIONS entry: "closer" (to
-    Retrain; wins over "higher" in "higher; closer to Retrain", as in Avg. Gap),
-    "higher" or "lower"; None if the entry says none of these."""
-    text = DEFINITIONS[metric][2].lower()
-    if "closer to retrain" in text:
-        return "closer"
-    for kind in ("higher", "lower"):
-        if text.startswith(kind):
-            return kind
-    return None
+    """How a metric is judged, from its DEFINITIONS entry's fields: "closer"
+    (to Retrain's value; wins over its own direction, as for test accuracy),
+    else "higher" or "lower"; None if it has neither."""
+    definition = DEFINITIONS[metric]
+    return "closer" if definition.closer_to_retrain else definition.better
 
 
 def best_rows(rows: pd.DataFrame, metric: str) -> set:
@@ -205,7 +200,7 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
         metrics += ["test_acc_forget_class", "test_acc_other_classes"]
     metrics += ["mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel", "js_forget",
                 "avg_gap", "avg_gap_muso", "time_s", "rte"]
-    header = ["method"] + [DEFINITIONS[m][0] for m in metrics] + ["seeds"]
+    header = ["method"] + [DEFINITIONS[m].column for m in metrics] + ["seeds"]
     lines = [f"### {table_label(first)}", ""]
     sizes = [f"|D_r| = {int(first['n_retain'])}", f"|D_f| = {int(first['n_forget'])}",
              f"|test| = {int(first['n_test'])}"] if "n_retain" in first and not pd.isna(first["n_retain"]) else []
@@ -233,8 +228,8 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
 def definitions_markdown() -> str:
     lines = ["| metric | column | definition | better |", "|---|---|---|---|"]
     cell = lambda text: text.replace("|", "\\|")   # a literal | (as in |test|) would end the cell
-    for name, (label, definition, direction_) in DEFINITIONS.items():
-        lines.append(f"| `{name}` | {cell(label)} | {cell(definition)} | {cell(direction_)} |")
+    for name, d in DEFINITIONS.items():
+        lines.append(f"| `{name}` | {cell(d.column)} | {cell(d.text)} | {cell(d.note)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -290,7 +290,7 @@ def comparison(out, sub_name: str, specs) -> str:
     ranks = table_ranks(summary)["rank"]
     lines = []
     for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):
-        table = [["", "rank", "method"] + [DEFINITIONS[m][0] for m in COMPARE_METRICS]]
+        table = [["", "rank", "method"] + [DEFINITIONS[m].column for m in COMPARE_METRICS]]
         for i, r in rows.iterrows():
             rank = "ref" if r["method"] in REFERENCE_ORDER else f"{ranks[i]:.0f}" if i in ranks.index else "—"
             table.append(["→" if r["method"] == sub_name else "", rank, method_label(r, link=False)]

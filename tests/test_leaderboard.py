@@ -23,10 +23,16 @@ def records(tmp_path_factory):
     return out
 
 
-def test_every_metric_has_a_direction():
-    assert {m: L.direction(m) for m in DEFINITIONS} == {
-        m: ("closer" if "closer to Retrain" in d else d.split()[0].rstrip(";,")) for m, (_, _, d) in DEFINITIONS.items()}
-    assert L.direction("test_acc") == "closer" and L.direction("param_dist") == "lower" and L.direction("rte") == "higher"
+def test_every_metric_has_an_explicit_direction_that_its_words_state():
+    for name, d in DEFINITIONS.items():
+        assert d.better in ("higher", "lower", None) and isinstance(d.closer_to_retrain, bool), name
+        assert L.direction(name) == ("closer" if d.closer_to_retrain else d.better) is not None, name
+        assert d.closer_to_retrain == ("closer to Retrain" in d.note), name     # the printed words say the same
+        assert (d.better in d.note) if d.better else not {"higher", "lower"} & set(d.note.replace(";", " ").split())
+    directions = {m: L.direction(m) for m in DEFINITIONS}
+    assert directions["test_acc"] == directions["forget_acc"] == directions["mia_loss_cv"] == "closer"
+    assert directions["param_dist"] == directions["avg_gap"] == directions["time_s"] == "lower"
+    assert directions["rte"] == directions["forgetting_quality"] == directions["test_acc_other_classes"] == "higher"
 
 
 def _rows(values: dict, metric: str) -> pd.DataFrame:
