@@ -27,6 +27,7 @@ def run(args) -> int:
     from ..errors import UsageError
     from ..publish import publish
     from ..status import collect
+    from ..sweep_plan import make_plan
 
     grid = grid_from_args(args)
     specs = expand(grid)
@@ -46,7 +47,7 @@ def run(args) -> int:
     active = set()
     if args.executor == "slurm":
         active = collect(grid.out).keys("running")   # a rerun does not resubmit what is still queued
-    plan = S.make_plan(grid, specs, args.runs_per_task, active)
+    plan = make_plan(grid, specs, args.runs_per_task, active)
     print(S.describe_plan(plan, args.executor, options))
     if args.dry_run:
         print("nothing submitted (--dry-run)")
