@@ -31,15 +31,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "`unlearnbench run` runs the default benchmark and writes leaderboard.md.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.commands = {}
     for module in commands.modules():
-        module.add_parser(sub).set_defaults(handler=module.run)
+        parser.commands[module.NAME] = module.add_parser(sub)
+        parser.commands[module.NAME].set_defaults(handler=module.run)
     return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser.parse_args``, with an unknown option blamed on its command
+    (``see unlearnbench run --help``, not the top-level help)."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, argv)
     except SystemExit as e:   # --help (0) or a bad argument (2, one line already printed)
         return e.code if isinstance(e.code, int) else 2
     if args.version:

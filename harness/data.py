@@ -25,6 +25,13 @@ from .spec import RunSpec, derive_seed, stable_hash
 EVALUATE_ON = ("test", "val")
 
 
+def check_subsets(ds: D.Dataset, name: str, train_subset: int | None, test_subset: int | None) -> None:
+    """A subset no larger than its split (UsageError otherwise)."""
+    for key, n, labels in (("train_subset", train_subset, ds.y_train), ("test_subset", test_subset, ds.y_test)):
+        if n is not None and n > len(labels):
+            raise UsageError(f"{key} {n} exceeds the {len(labels)} images of {name!r}")
+
+
 @dataclass(frozen=True)
 class TestRows:
     """Which images play the test set: rows of the test split (``source``
@@ -84,10 +91,7 @@ class DataStore:
         key = (spec.dataset, spec.val_frac, spec.train_subset, spec.test_subset)
         if key not in self._data:
             ds = self.dataset(spec.dataset)
-            for name, n, split in (("train_subset", spec.train_subset, ds.y_train),
-                                   ("test_subset", spec.test_subset, ds.y_test)):
-                if n is not None and n > len(split):
-                    raise UsageError(f"{name} {n} exceeds the {len(split)} images of {spec.dataset!r}")
+            check_subsets(ds, spec.dataset, spec.train_subset, spec.test_subset)
             pool, val = S.training_pool(ds.y_train.numpy(), spec.val_frac, spec.train_subset)
             test = (np.arange(len(ds.y_test)) if spec.test_subset is None
                     else S.class_balanced_sample(ds.y_test.numpy(), spec.test_subset, seed=0))

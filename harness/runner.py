@@ -28,7 +28,7 @@ from unlearnbench.methods import Context, Split, auto_checkpoint
 
 from . import method_run as MR
 from .cache import ModelCache
-from .data import DataStore, ProtocolData
+from .data import DataStore, ProtocolData, check_subsets
 from .device import configure_backends, precision_name, resolve_device, resolve_precision
 from .evaluate import Outputs, RetrainReference, parameters_of, standalone_metrics
 from .floor import noise_floor
@@ -65,12 +65,12 @@ class Harness:
     @classmethod
     def from_grid(cls, grid, log=None, **options) -> "Harness":
         """A harness for a grid's folders, device and precision, its datasets
-        loaded (missing data fails here, before anything is written)."""
+        loaded (missing data or too large a subset fails here, before anything is written)."""
         options = {"out": grid.out, "cache_dir": grid.cache_dir, **options}
         harness = cls(data_root=grid.data_root, device=grid.device, download=grid.download, log=log,
                       precision=grid.precision, deterministic=grid.deterministic, **options)
         for name in grid.datasets:
-            harness.dataset(name)
+            check_subsets(harness.dataset(name), name, grid.train_subset, grid.test_subset)
         return harness
 
     @property

@@ -75,8 +75,10 @@ class SlurmOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"--{name.replace('_', '-')} {value}: accepted: a positive integer")
-        if self.gpus_per_task < 0 or (self.mem_gb is not None and self.mem_gb <= 0):
-            raise UsageError("--gpus-per-task must be >= 0 and --mem-gb > 0")
+        if self.gpus_per_task < 0:
+            raise UsageError(f"--gpus-per-task {self.gpus_per_task}: accepted: 0 or more")
+        if self.mem_gb is not None and not self.mem_gb > 0:
+            raise UsageError(f"--mem-gb {self.mem_gb:g}: accepted: a positive number of GB")
 
     def executor_parameters(self) -> dict:
         """Parameters of ``submitit.AutoExecutor.update_parameters``."""
@@ -342,11 +344,8 @@ def wait(out: str, sweep_dir: Path, log=print) -> None:
 
 
 def check_data(grid) -> None:
-    """Missing data fail here, before anything is written (exit status 2)."""
-    settings = Settings.of(grid)
-    harness = settings.harness()
-    for name in grid.datasets:
-        harness.dataset(name)
+    """Missing data or too large a subset fail here, before anything is written (exit status 2)."""
+    Harness.from_grid(grid)
 
 
 def argv_of() -> list[str]:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import results_folder
+
 NAME = "leaderboard"
 
 
@@ -20,5 +22,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..publish import publish
 
+    results_folder(args.out, need_records=True)
     publish(args.out, args.leaderboard, figures=not args.no_figures)
     return 0

@@ -76,3 +76,19 @@ def add_executor_options(p: argparse.ArgumentParser, default: str) -> None:
 def add_leaderboard_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
     p.add_argument("--leaderboard", metavar="FILE", help="leaderboard path (default: see `leaderboard --help`)")
+
+
+def results_folder(out: str, need_records: bool = False) -> Path:
+    """``--out`` of a command that reads a results folder: it must exist (a
+    typo must not report an empty folder or write an empty board there), and
+    with ``need_records`` hold run records."""
+    path = Path(out)
+    if not path.is_dir():
+        state = "is a file, not a folder" if path.exists() else "does not exist"
+        raise UsageError(f"--out {out!r} {state}; accepted: a results folder written by `unlearnbench run` "
+                         "(e.g. results)")
+    records = ("runs/*.json", "forgetting_quality/runs/*.json", "exactness.csv")
+    if need_records and not any(next(path.glob(pattern), None) for pattern in records):
+        raise UsageError(f"--out {out!r} holds no run records ({', '.join(records)}); nothing to aggregate — "
+                         f"`unlearnbench run --out {out}` writes them")
+    return path

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import results_folder
+
 NAME = "plot"
 
 
@@ -15,6 +17,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..figures import write_figures
 
+    results_folder(args.out, need_records=True)
     for path, _, panels in write_figures(args.out):
         print(f"wrote {path} ({panels} panels)")
     return 0

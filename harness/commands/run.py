@@ -27,6 +27,7 @@ def run(args) -> int:
 
     if args.executor == "slurm":
         return sweep.run(args)
+    sweep.slurm_options(args)   # checked here too: --cpus-per-task sets the threads of a local run
     grid = grid_from_args(args)
     specs = expand(grid)
     if args.dry_run:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import results_folder
+
 NAME = "status"
 
 
@@ -16,5 +18,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..status import collect
 
+    results_folder(args.out)
     print(collect(args.out).format())
     return 0

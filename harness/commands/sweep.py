@@ -21,16 +21,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> int:
+def slurm_options(args):
+    """The executor options, checked (``run`` checks them too: a bad value is bad input wherever it is given)."""
     from .. import sweep as S
-    from ..config import expand, grid_from_args
     from ..errors import UsageError
-    from ..publish import publish
-    from ..status import collect
-    from ..sweep_plan import make_plan
 
-    grid = grid_from_args(args)
-    specs = expand(grid)
     sbatch = {}
     for item in args.sbatch or []:
         key, sep, value = item.partition("=")
@@ -44,6 +39,19 @@ def run(args) -> int:
     options.validate()
     if args.runs_per_task < 0:
         raise UsageError(f"--runs-per-task {args.runs_per_task}: accepted: 0 (one task per reference group) or more")
+    return options
+
+
+def run(args) -> int:
+    from .. import sweep as S
+    from ..config import expand, grid_from_args
+    from ..publish import publish
+    from ..status import collect
+    from ..sweep_plan import make_plan
+
+    options = slurm_options(args)
+    grid = grid_from_args(args)
+    specs = expand(grid)
     active = set()
     if args.executor == "slurm":
         active = collect(grid.out).keys("running")   # a rerun does not resubmit what is still queued
