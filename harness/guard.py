@@ -19,6 +19,10 @@ While a method runs, :func:`method_guard` refuses all of these:
   ``os.spawn*``, ``os.fork`` / ``os.forkpty`` — whose reads the hook cannot
   see (``cat`` of a data file, a second Python that loads the dataset).
 
+The harness's own signal handlers run with the guard lifted
+(:func:`lift_in_signal_handlers`): on a Slurm time limit submitit's handler
+checkpoints the task and starts ``scontrol requeue`` in the middle of a method.
+
 It is a PEP 578 audit hook: free while idle (torch operations raise no audit
 events), installed once per process.  The violation is remembered, so a
 method that catches the exception is still refused when it returns.
@@ -29,7 +33,9 @@ shortcuts; a submission is code, and is reviewed as code.
 """
 from __future__ import annotations
 
+import functools
 import os
+import signal
 import sys
 import threading
 from contextlib import contextmanager
@@ -173,6 +179,35 @@ def recording_data_files():
 
 def protected_files() -> frozenset[str]:
     return frozenset(_protected_files)
+
+
+def lifted(handler):
+    """``handler`` run with the guard lifted: for the harness's own signal
+    handlers, which may fire while a method runs (submitit's, on a Slurm time
+    limit, checkpoints the task and starts ``scontrol requeue``)."""
+    @functools.wraps(handler)
+    def run(*args, **kwargs):
+        global _guard
+        guard, _guard = _guard, None
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            _guard = guard
+    return run
+
+
+HANDLED_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM", "SIGCONT")   # the ones submitit's job environment handles
+
+
+def lift_in_signal_handlers() -> None:
+    """Lift the guard in the Python signal handlers installed now (see :func:`lifted`)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in HANDLED_SIGNALS:
+        number = getattr(signal, name, None)
+        handler = signal.getsignal(number) if number is not None else None
+        if callable(handler) and not getattr(handler, "__wrapped__", None):
+            signal.signal(number, lifted(handler))
 
 
 @contextmanager

@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import UsageError
+from .guard import lift_in_signal_handlers
 from .records import RecordStore, environment, write_json_atomic
 from .runner import Harness
 from .spec import RunSpec, stable_hash
@@ -161,7 +162,8 @@ class SweepTask:
         recorded: set[str] = set()     # runs that got their record in this attempt
         errors: list[Exception] = []
         try:
-            if harness is None:
+            if harness is None:       # a Slurm task: submitit's requeue handler may fire during a method
+                lift_in_signal_handlers()
                 set_threads(self.settings.threads)
                 harness = self.settings.harness(log=log)
                 harness.env = {**environment(str(harness.device)), "slurm_job": slurm_job_id()}

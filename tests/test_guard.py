@@ -121,3 +121,31 @@ def test_a_method_reading_the_data_through_a_subprocess_is_recorded_as_failed(tm
         "whose reads the harness cannot see, while unlearning; a method may use only what its Context holds "
         "(never the test data or the Retrain model)")
     assert harness.store.read(spec.key)["status"] == "failed"
+
+
+def test_the_harness_signal_handlers_may_start_programs_while_a_method_runs():
+    """submitit's handler of a Slurm time limit runs `scontrol requeue` in the middle of a method."""
+    import signal
+
+    from unlearnbench.harness.guard import lift_in_signal_handlers
+
+    started = []
+
+    def requeue(signum, frame):
+        started.append(subprocess.run(["true"]).returncode)
+
+    previous = signal.signal(signal.SIGUSR1, requeue)
+    try:
+        with pytest.raises(TestDataAccess, match="subprocess.Popen: true"):   # a handler of the method's own
+            with method_guard("m"):
+                os.kill(os.getpid(), signal.SIGUSR1)
+        assert started == []
+        lift_in_signal_handlers()                                            # what a Slurm task does first
+        with method_guard("m"):
+            os.kill(os.getpid(), signal.SIGUSR1)
+        assert started == [0]
+        with pytest.raises(TestDataAccess):                                  # the method itself still may not
+            with method_guard("m"):
+                subprocess.run(["true"])
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
