@@ -10,7 +10,7 @@ import contextlib
 
 import pytest
 
-from unlearnbench.harness import runner as R
+from unlearnbench.harness import method_run as MR
 from unlearnbench.harness.config import Grid, expand
 from unlearnbench.harness.runner import Harness
 
@@ -26,14 +26,14 @@ def test_guard_overhead(benchmark, bench, tmp_path, monkeypatch, method):
     spec, = expand(grid)
     harness = Harness(out=tmp_path)
     refs = harness.references(spec)
-    guarded = R.method_guard
+    guarded = MR.method_guard
 
     def with_guard():
-        monkeypatch.setattr(R, "method_guard", guarded)
+        monkeypatch.setattr(MR, "method_guard", guarded)
         harness.unlearn(spec, refs)
 
     def without_guard():
-        monkeypatch.setattr(R, "method_guard", lambda *a, **k: contextlib.nullcontext())
+        monkeypatch.setattr(MR, "method_guard", lambda *a, **k: contextlib.nullcontext())
         harness.unlearn(spec, refs)
 
     t = interleave({"guard": with_guard, "none": without_guard}, bench.rounds(7, 15), benchmark,

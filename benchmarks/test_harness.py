@@ -19,6 +19,8 @@ import time
 import pytest
 
 from unlearnbench.harness import cli
+from unlearnbench.harness.publish import publish as publish_results
+from unlearnbench.harness import references as RF
 from unlearnbench.harness import runner as R
 
 from _bench import REPO, UNLEARNBENCH, report
@@ -66,8 +68,8 @@ def finished_grid(bench, tmp_path_factory):
     args = grid_args(bench) + ["--out", str(out)]
     watch = Stopwatch()
     mp = pytest.MonkeyPatch()
-    mp.setattr(R, "fit", watch.wrap("training", R.fit))                  # the original model
-    mp.setattr(R.Harness, "_train_retrain", watch.wrap("training", R.Harness._train_retrain))
+    mp.setattr(RF, "fit", watch.wrap("training", RF.fit))                # the original model
+    mp.setattr(RF.ReferenceModels, "train_retrain", watch.wrap("training", RF.ReferenceModels.train_retrain))
     mp.setattr(R.Harness, "unlearn", watch.wrap("unlearning", R.Harness.unlearn))
     mp.setattr(R.Harness, "evaluate", watch.wrap("evaluation", R.Harness.evaluate))
     # the reference's outputs and metrics, and the noise floor (its trainings count as training)
@@ -79,7 +81,7 @@ def finished_grid(bench, tmp_path_factory):
     finally:
         mp.undo()
     t0 = time.perf_counter()
-    cli._publish(out, out / "leaderboard.md")
+    publish_results(out, out / "leaderboard.md")
     publish = time.perf_counter() - t0
     return {"out": out, "args": args, "wall": wall, "publish": publish, "seconds": watch.seconds}
 

@@ -6,18 +6,22 @@ Every value is checked before anything is written; a bad one raises
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import typing
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from unlearnbench import datasets as D
+from unlearnbench.methods import TrainConfig, UnknownMethod, coerce, get_method, list_methods
 
 from .errors import UsageError
+from .models import get_model
+from .presets import tuned_values
+from .spec import SCENARIOS, RunSpec, Scenario
+from .tomlio import tomllib
 
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -62,8 +66,6 @@ def _suggest(key: str, accepted) -> str:
 
 def preset_names() -> list[str]:
     """Presets shipped in configs/ (installed as unlearnbench.configs)."""
-    from importlib import resources
-
     return sorted(p.name[:-5] for p in resources.files("unlearnbench.configs").iterdir()
                   if p.name.endswith(".toml"))
 
@@ -75,9 +77,7 @@ def resolve_config(name: str) -> Path:
         return path
     stem = name[:-5] if name.endswith(".toml") else name
     if "/" not in name and stem in preset_names():
-        from importlib import resources
-
-        return Path(str(resources.files("unlearnbench.configs") / f"{stem}.toml"))
+            return Path(str(resources.files("unlearnbench.configs") / f"{stem}.toml"))
     raise UsageError(f"config file {name!r} not found; shipped presets: {', '.join(preset_names())}")
 
 
@@ -192,13 +192,6 @@ def _check_subset(value, key: str) -> None:
 
 def expand(grid: Grid) -> list:
     """Validate the grid and return its runs (RunSpec), in a cache-friendly order."""
-    from unlearnbench import datasets as D
-    from unlearnbench.methods import TrainConfig, UnknownMethod, get_method, list_methods
-    from unlearnbench.methods._api import coerce
-    from .models import get_model
-    from .spec import SCENARIOS, RunSpec, Scenario
-    from .tuning import tuned_values
-
     for name in grid.datasets:
         try:
             D.check_name(name)
@@ -287,8 +280,6 @@ def expand(grid: Grid) -> list:
 
 
 def _as_plain(hyper) -> dict:
-    import dataclasses
-
     if hyper is None:
         return {}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(hyper).items()}

@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from unlearnbench.methods._train import set_autocast
+from unlearnbench.methods import set_autocast
 
 from .errors import UsageError
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearnbench.methods._train import autocast
+from unlearnbench.methods import autocast
 
 from . import metrics as M
 

@@ -111,7 +111,7 @@ def run_config(task: Task, ratios, seed: int, features: int, sigma: float | None
 
     from unlearnbench.datasets.splits import random_forget
     from unlearnbench.methods import Context, get_method
-    from unlearnbench.methods._train import fit, supervised_loss
+    from unlearnbench.methods import fit, supervised_loss
     from unlearnbench.methods.muso import optimal_labels, optimal_labels_label_free
 
     from . import metrics as M
@@ -213,7 +213,7 @@ def convergence(task: Task, ratio: float, seed: int, features: int, sigma: float
     import torch
 
     from unlearnbench.datasets.splits import random_forget
-    from unlearnbench.methods._linear import least_squares_limit
+    from unlearnbench.methods import least_squares_limit
     from unlearnbench.methods.muso import optimal_labels
 
     from .models import build_model

@@ -14,23 +14,17 @@ from __future__ import annotations
 
 import math
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .leaderboard import (FIGURES_DIR, METRICS, REFERENCE_ORDER, TABLE_KEYS, load_summary, method_label,
-                          table_label)
+from .columns import REFERENCE_ORDER, TABLE_KEYS
+from .figure_plan import FigurePlan, plan_figures, ratio_metrics
+from .leaderboard import FIGURES_DIR, load_summary, method_label, table_label
 from .metrics import DEFINITIONS
 
-# Units of the metrics on figure axes (the definitions themselves live in metrics.DEFINITIONS).
-UNITS = {"retain_acc": "%", "forget_acc": "%", "test_acc": "%", "unlearn_acc": "%", "mia_efficacy": "%",
-         "mia_entropy": "%", "test_acc_forget_class": "%", "test_acc_other_classes": "%",
-         "param_dist": "L2", "param_dist_rel": "ratio", "js_forget": "nats", "avg_gap": "points",
-         "avg_gap_muso": "points", "time_s": "s", "rte": "×"}
-CLASS_ONLY = ("test_acc_forget_class", "test_acc_other_classes")
 REFERENCE_STYLE = {"original": dict(color="0.55", marker="X"), "retrain": dict(color="black", marker="*")}
 PANEL_COLUMNS = 3          # per-table figures
 METRIC_COLUMNS = 4         # the metric-vs-ratio figure
@@ -39,56 +33,9 @@ RC = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 10.5, "xtick.labe
 DPI = 110
 
 
-@dataclass
-class FigurePlan:
-    name: str                 # file name inside <out>/figures/
-    title: str
-    caption: str
-    panels: int
-    kind: str
-    select: dict = field(default_factory=dict)   # dataset/model of a metric-vs-ratio figure
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower()
-
-
-def _ratio_metrics(rows: pd.DataFrame) -> list[str]:
-    return [m for m in METRICS if m not in CLASS_ONLY and f"{m}_mean" in rows and rows[f"{m}_mean"].notna().any()]
-
-
-def plan_figures(summary: pd.DataFrame) -> list[FigurePlan]:
-    """The figures the summary gives (pure: no matplotlib, no file system)."""
-    if summary.empty:
-        return []
-    n_tables = len(summary.groupby(TABLE_KEYS, dropna=False))
-    plans = [
-        FigurePlan("tradeoff_forget_vs_test.png", "Forget vs test accuracy",
-                   "Each method's forget accuracy against its test accuracy, per table (mean ± std over seeds). "
-                   "The black star is Retrain, the target; the grey cross is the Original, the starting point.",
-                   n_tables, "tradeoff"),
-        FigurePlan("gap_vs_time.png", "Avg. Gap vs unlearning time",
-                   "Avg. Gap to Retrain (lower is better) against the wall time of the unlearning call, log scale; "
-                   "the black star is Retrain at its training time, the dashed line the Original's gap "
-                   "(no unlearning, time 0).", n_tables, "gap_time"),
-        FigurePlan("param_dist.png", "Distance to Retrain in parameter space",
-                   "‖θ − θ_retrain‖₂ over all parameters, mean ± std over seeds (Retrain itself is at 0); "
-                   "the Original's bar gives the scale.", n_tables, "param_dist"),
-    ]
-    random = summary[summary["scenario_kind"] == "random"]
-    for (dataset, model), rows in random.groupby(["dataset", "model"], sort=True):
-        plans.append(FigurePlan(
-            f"metrics_vs_ratio_{_slug(dataset)}_{_slug(model)}.png", f"Metrics vs forget ratio ({dataset} · {model})",
-            f"Every metric of the random-forgetting tables of {dataset} · {model} against the share of the "
-            "training set forgotten (mean ± std over seeds); Retrain dashed, Original dotted.",
-            len(_ratio_metrics(rows)), "ratio", {"dataset": dataset, "model": model}))
-    return plans
-
-
 # ---- drawing ------------------------------------------------------------------
 def _axis_label(metric: str) -> str:
-    label = DEFINITIONS[metric][0]
-    unit = UNITS.get(metric)
+    label, unit = DEFINITIONS[metric].column, DEFINITIONS[metric].unit
     return f"{label} ({unit})" if unit else label
 
 
@@ -220,14 +167,14 @@ def _draw_param_dist(rows: pd.DataFrame, style: Styles, legend: list[str]):
                     palette={l: style.colour[l] for l in table["label"]})
         ax.errorbar(table["param_dist_mean"], np.arange(len(table)), xerr=table["param_dist_std"], fmt="none",
                     ecolor="black", capsize=3, elinewidth=1.1)
-        ax.set(title=title, xlabel=f"L2 distance to Retrain, {DEFINITIONS['param_dist'][0]}", ylabel="")
+        ax.set(title=title, xlabel=f"L2 distance to Retrain, {DEFINITIONS['param_dist'].column}", ylabel="")
     return fig, []   # the methods are named on the axis
 
 
 def _draw_ratio(rows: pd.DataFrame, style: Styles, legend: list[str], dataset: str, model: str):
     rows = rows[(rows["scenario_kind"] == "random") & (rows["dataset"] == dataset) & (rows["model"] == model)].copy()
     rows["ratio_pct"] = rows["ratio"] * 100
-    metrics = _ratio_metrics(rows)
+    metrics = ratio_metrics(rows)
     fig, axes = _panels(len(metrics), METRIC_COLUMNS, 2.6, 2.3)
     ratios = sorted(rows["ratio_pct"].unique())
     for ax, metric in zip(axes, metrics):

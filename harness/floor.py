@@ -20,8 +20,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from unlearnbench.methods import UnknownMethod, get_method
+
 from . import metrics as M
 from .evaluate import Outputs, parameters_of
+from .records import RecordStore
 
 VARIATIONS = ("order", "init")
 
@@ -76,10 +79,6 @@ def _summary(values) -> str:
 def leaderboard_section(out) -> str | None:
     """Per table: each method's MIA-loss, ‖θ−θr‖, its ratio to the noise floor
     and JS, and the floors themselves (mean ± std over seeds)."""
-    from unlearnbench.methods import UnknownMethod, get_method
-
-    from .records import RecordStore
-
     rows = []
     for r in RecordStore(out).all():
         m, c = r.get("metrics") or {}, r["config"]

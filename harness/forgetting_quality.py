@@ -31,7 +31,9 @@ import numpy as np
 
 from . import forget_score as FS
 from . import metrics as M
+from .columns import variant_label
 from .evaluate import Outputs
+from .method_run import recorded
 from .records import RecordStore, environment
 from .spec import stable_hash
 
@@ -138,8 +140,6 @@ class ForgettingQuality:
                   "num_models": self.num_models, "status": "ok", "message": None, "metrics": {},
                   "env": environment(str(self.harness.device)),
                   "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        from .runner import recorded
-
         with recorded(record, self.store):
             retrained = self.retrained_bank(spec)
             t0 = time.perf_counter()
@@ -162,59 +162,6 @@ def with_ceiling(methods: list[str]) -> list[str]:
 
     ceiling = [m for m in list_methods() if get_method(m).reference == "retrain"]
     return ceiling + [m for m in methods if m not in ceiling]
-
-
-# ---- command ---------------------------------------------------------------------
-
-def command(args) -> int:
-    """``unlearnbench forgetting-quality``: default digits/mlp, random 10%,
-    seed 0, every registered method, N = 32."""
-    import sys
-
-    from .cli import Progress, _set_threads
-    from .config import expand, grid_from_args
-    from .errors import UsageError
-    from .leaderboard import write_leaderboard
-    from .runner import Harness
-
-    if not args.config:   # this command's own defaults; a --config file sets its own
-        for key, value in (("scenarios", "random"), ("ratios", "0.1"), ("seeds", "0")):
-            if getattr(args, key) is None:
-                setattr(args, key, value)
-    if args.num_models < 3:
-        raise UsageError(f"--num-models {args.num_models} is too small; accepted: an integer >= 3")
-    grid = grid_from_args(args)
-    grid.floor_retrains = 0          # the retrained bank replaces the noise floor here
-    if grid.methods is not None:
-        grid.methods = with_ceiling(grid.methods)
-    specs = expand(grid)
-    if args.dry_run:
-        for s in specs:
-            print(f"{record_key(s, args.num_models)}  {s.describe()}  N={args.num_models}")
-        print(f"{len(specs)} method banks of {args.num_models} models")
-        return 0
-    _set_threads()
-    progress = Progress(len(specs))
-    harness = Harness.from_grid(grid, log=progress.log)
-    runner = ForgettingQuality(harness, args.num_models, log=progress.log)
-    bad = 0
-    for spec in specs:
-        done = runner.store.is_done(record_key(spec, args.num_models))
-        record = runner.run(spec)
-        m = record["metrics"]
-        status = "(done)" if done else record["status"]
-        if record["status"] == "ok":
-            status += f"  F={m['forgetting_quality']:.3f} score={m['challenge_score']:.3f}"
-        else:
-            bad += 1
-            progress.log(f"{spec.describe()}: {record['status']}: {record['message']}")
-        progress.update(spec.describe(), status)
-    print(f"{len(specs)} method banks of N = {args.num_models}; {harness.reference_trainings} models trained for "
-          f"the retrained banks; {time.perf_counter() - progress.start:.1f} s", file=sys.stderr)
-    if not args.no_leaderboard:
-        csv_path, md_path = write_leaderboard(grid.out, args.leaderboard)
-        print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
-    return 1 if bad else 0
 
 
 # ---- leaderboard section ---------------------------------------------------------
@@ -254,8 +201,6 @@ NOTE = (
 
 def leaderboard_section(out) -> str | None:
     """Markdown tables of the forgetting-quality records under ``out``."""
-    from .leaderboard import _variant
-
     records = [r for r in store(out).all() if r.get("metric") == "forgetting_quality"]
     if not records:
         return None
@@ -280,7 +225,7 @@ def leaderboard_section(out) -> str | None:
 
         def name(row):   # the method, and its hyperparameters where several variants ran
             method, hyper = row
-            variant = _variant(json.loads(hyper), hypers[method]) if len(hypers[method]) > 1 else ""
+            variant = variant_label(json.loads(hyper), hypers[method]) if len(hypers[method]) > 1 else ""
             text = method + (f" ({variant})" if variant else "")
             return {"ceiling": f"**{text}** (ceiling)", "reference": f"**{text}**", "method": text}[_role(method)]
 

@@ -13,7 +13,15 @@ While a method runs, :func:`method_guard` refuses all of these:
   reader, scikit-learn's bundled CSV, torchvision's pickles);
 - opening anything under the protected folders (the Retrain model cache);
 - ``gc.get_objects`` / ``gc.get_referrers`` / ``gc.get_referents``, the
-  generic way to reach the harness's in-memory test tensors.
+  generic way to reach the harness's in-memory test tensors;
+- starting another program or process — ``subprocess.Popen`` (so
+  ``subprocess.run``), ``os.system``, ``os.exec*``, ``os.posix_spawn*``,
+  ``os.spawn*``, ``os.fork`` / ``os.forkpty`` — whose reads the hook cannot
+  see (``cat`` of a data file, a second Python that loads the dataset).
+
+The harness's own signal handlers run with the guard lifted
+(:func:`lift_in_signal_handlers`): on a Slurm time limit submitit's handler
+checkpoints the task and starts ``scontrol requeue`` in the middle of a method.
 
 It is a PEP 578 audit hook: free while idle (torch operations raise no audit
 events), installed once per process.  The violation is remembered, so a
@@ -25,7 +33,9 @@ shortcuts; a submission is code, and is reviewed as code.
 """
 from __future__ import annotations
 
+import functools
 import os
+import signal
 import sys
 import threading
 from contextlib import contextmanager
@@ -35,6 +45,11 @@ from .errors import InvalidResult
 
 DATASET_LOAD_EVENT = "unlearnbench.datasets.load"
 GC_EVENTS = ("gc.get_objects", "gc.get_referrers", "gc.get_referents")
+# Audit events of starting a program or a process (PEP 578 / the audit events table), by what they do
+PROCESS_EVENTS = {"subprocess.Popen": "started a subprocess", "os.system": "ran a shell command",
+                  "os.exec": "executed a program", "os.posix_spawn": "spawned a program",
+                  "os.spawn": "spawned a program", "os.fork": "forked the process",
+                  "os.forkpty": "forked the process"}
 # Files opened during a load that are not the data: code and configuration (imports happen during
 # the first load), package metadata, system files.  Protecting them would refuse innocent methods.
 _NOT_DATA_SUFFIXES = (".py", ".pyc", ".pyd", ".pyi", ".so", ".dylib", ".dll", ".pth", ".typed", ".pem", ".cfg",
@@ -89,6 +104,24 @@ def _real(path) -> str | None:
         return None
 
 
+def _command(event: str, args: tuple) -> str:
+    """``: cat /data/file`` — the program an event starts, if it names one."""
+    if event == "subprocess.Popen":
+        command = args[1] if len(args) > 1 else None
+    elif event in ("os.system", "os.exec", "os.posix_spawn"):
+        command = [args[0], *(args[1] or [])[1:]] if event != "os.system" and len(args) > 1 else args[0]
+    elif event == "os.spawn":
+        command = [args[1], *(args[2] or [])[1:]]
+    else:
+        return ""
+    try:
+        text = (os.fsdecode(command) if isinstance(command, (str, bytes))
+                else " ".join(os.fsdecode(c) for c in command))
+    except TypeError:
+        text = repr(command)
+    return f": {text[:200]}"
+
+
 def _reads(mode, flags) -> bool:
     if isinstance(mode, str):
         return not any(c in mode for c in "wax+")
@@ -116,6 +149,9 @@ def _hook(event: str, args: tuple) -> None:
             guard.refuse(f"loaded the dataset {args[0]!r}")
         elif guard is not None and event in GC_EVENTS:
             guard.refuse(f"called {event}() (which reaches every object, the test data included)")
+        elif guard is not None and event in PROCESS_EVENTS:
+            guard.refuse(f"{PROCESS_EVENTS[event]} ({event}{_command(event, args)}), whose reads the harness "
+                         "cannot see,")
     finally:
         _busy.flag = False
 
@@ -143,6 +179,35 @@ def recording_data_files():
 
 def protected_files() -> frozenset[str]:
     return frozenset(_protected_files)
+
+
+def lifted(handler):
+    """``handler`` run with the guard lifted: for the harness's own signal
+    handlers, which may fire while a method runs (submitit's, on a Slurm time
+    limit, checkpoints the task and starts ``scontrol requeue``)."""
+    @functools.wraps(handler)
+    def run(*args, **kwargs):
+        global _guard
+        guard, _guard = _guard, None
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            _guard = guard
+    return run
+
+
+HANDLED_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM", "SIGCONT")   # the ones submitit's job environment handles
+
+
+def lift_in_signal_handlers() -> None:
+    """Lift the guard in the Python signal handlers installed now (see :func:`lifted`)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in HANDLED_SIGNALS:
+        number = getattr(signal, name, None)
+        handler = signal.getsignal(number) if number is not None else None
+        if callable(handler) and not getattr(handler, "__wrapped__", None):
+            signal.signal(number, lifted(handler))
 
 
 @contextmanager

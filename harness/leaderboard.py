@@ -10,20 +10,18 @@ system), so the committed leaderboard can be checked against regeneration.
 """
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .columns import METRICS, REFERENCE_ORDER, TABLE_KEYS, variant_label
+from .figure_plan import plan_figures
 from .metrics import DEFINITIONS
 from .records import RecordStore, write_text_atomic
 
-TABLE_KEYS = ["dataset", "model", "scenario_kind", "ratio", "forget_class", "train_subset", "test_subset"]
-METRICS = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc", "test_acc_forget_class",
-           "test_acc_other_classes", "mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel",
-           "js_forget", "avg_gap", "avg_gap_muso", "time_s", "rte"]
-REFERENCE_ORDER = {"original": 0, "retrain": 1}
 REGENERATE = "unlearnbench leaderboard"
 RANK_METRIC = "avg_gap"       # the overall ranking: mean rank by Avg. Gap across tables
 COMMUNITY = "community"       # submissions' folders, beside the leaderboard
@@ -37,13 +35,6 @@ SECTIONS: list[tuple[str, str]] = [
     ("Forgetting quality (NeurIPS 2023 challenge metric)", "unlearnbench.harness.forgetting_quality:leaderboard_section"),
     ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning:leaderboard_section"),
 ]
-
-
-def _variant(hyper: dict, others: list[dict]) -> str:
-    """Label a hyperparameter variant by the values in which it differs from
-    the other variants of the same method (empty if there is only one)."""
-    keys = sorted({k for o in others for k in o if any(o.get(k) != p.get(k) for p in others)})
-    return ", ".join(f"{k}={hyper.get(k)}" for k in keys)
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
@@ -72,7 +63,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         hypers = [dict(t) for t in {tuple(sorted((k, str(v)) for k, v in h.items())) for h in group["hyper"]}]
         if len(hypers) > 1:
             for i in group.index:
-                df.at[i, "variant"] = _variant({k: str(v) for k, v in df.at[i, "hyper"].items()}, hypers)
+                df.at[i, "variant"] = variant_label({k: str(v) for k, v in df.at[i, "hyper"].items()}, hypers)
     return df
 
 
@@ -98,7 +89,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return summary.drop(columns="order").reset_index(drop=True)
 
 
-def _fmt(mean: float, std: float, metric: str) -> str:
+def format_cell(mean: float, std: float, metric: str) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
     if metric == "rte":
@@ -136,16 +127,11 @@ def method_label(row, link: bool = True) -> str:
 
 
 def direction(metric: str) -> str | None:
-    """How a metric is judged, read from its DEFINITIONS entry: "closer" (to
-    Retrain; wins over "higher" in "higher; closer to Retrain", as in Avg. Gap),
-    "higher" or "lower"; None if the entry says none of these."""
-    text = DEFINITIONS[metric][2].lower()
-    if "closer to retrain" in text:
-        return "closer"
-    for kind in ("higher", "lower"):
-        if text.startswith(kind):
-            return kind
-    return None
+    """How a metric is judged, from its DEFINITIONS entry's fields: "closer"
+    (to Retrain's value; wins over its own direction, as for test accuracy),
+    else "higher" or "lower"; None if it has neither."""
+    definition = DEFINITIONS[metric]
+    return "closer" if definition.closer_to_retrain else definition.better
 
 
 def best_rows(rows: pd.DataFrame, metric: str) -> set:
@@ -214,7 +200,7 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
         metrics += ["test_acc_forget_class", "test_acc_other_classes"]
     metrics += ["mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel", "js_forget",
                 "avg_gap", "avg_gap_muso", "time_s", "rte"]
-    header = ["method"] + [DEFINITIONS[m][0] for m in metrics] + ["seeds"]
+    header = ["method"] + [DEFINITIONS[m].column for m in metrics] + ["seeds"]
     lines = [f"### {table_label(first)}", ""]
     sizes = [f"|D_r| = {int(first['n_retain'])}", f"|D_f| = {int(first['n_forget'])}",
              f"|test| = {int(first['n_test'])}"] if "n_retain" in first and not pd.isna(first["n_retain"]) else []
@@ -228,7 +214,7 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
         name = method_label(r)
         if r["method"] in REFERENCE_ORDER:
             name = f"**{name}**"
-        cells = [_fmt(r[f"{m}_mean"], r[f"{m}_std"], m) for m in metrics]
+        cells = [format_cell(r[f"{m}_mean"], r[f"{m}_std"], m) for m in metrics]
         cells = [f"**{c}**" if i in best[m] else c for c, m in zip(cells, metrics)]
         lines.append("| " + " | ".join([name] + cells + [str(int(r["n_seeds"]))]) + " |")
     bad = statuses[statuses["status"] != "ok"]
@@ -242,8 +228,8 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
 def definitions_markdown() -> str:
     lines = ["| metric | column | definition | better |", "|---|---|---|---|"]
     cell = lambda text: text.replace("|", "\\|")   # a literal | (as in |test|) would end the cell
-    for name, (label, definition, direction_) in DEFINITIONS.items():
-        lines.append(f"| `{name}` | {cell(label)} | {cell(definition)} | {cell(direction_)} |")
+    for name, d in DEFINITIONS.items():
+        lines.append(f"| `{name}` | {cell(d.column)} | {cell(d.text)} | {cell(d.note)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -291,8 +277,6 @@ def figure_link(out: Path, name: str) -> str:
 
 
 def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
-    from .figures import plan_figures
-
     parts = header_markdown(out, df, summary)
     if not summary.empty:
         ranking = overall_ranking(summary)
@@ -317,8 +301,6 @@ def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
     else:
         parts += ["No successful runs yet.", ""]
     for title, target in SECTIONS:
-        import importlib
-
         module, _, fn = target.partition(":")
         text = getattr(importlib.import_module(module), fn)(out)
         if text:

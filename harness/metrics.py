@@ -7,53 +7,97 @@ be pinned by tests on hand-computed cases, independent of any model.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-# metric name -> (short label, definition, direction).  The leaderboard and the
-# README are generated from / checked against this table.
-DEFINITIONS: dict[str, tuple[str, str, str]] = {
-    "retain_acc": ("RA", "accuracy on the retain set D_r, %", "closer to Retrain (higher is usual)"),
-    "forget_acc": ("FA", "accuracy on the forget set D_f, %", "closer to Retrain"),
-    "test_acc": ("TA", "accuracy on the test set, %", "higher; closer to Retrain"),
-    "unlearn_acc": ("UA", "100 − FA, % (SalUn / Sparse convention)", "closer to Retrain"),
-    "test_acc_forget_class": ("TA-fc", "class / sub-class scenario: test accuracy on the forgotten class (sub-class), %",
-                              "closer to Retrain (≈0 for a whole class)"),
-    "test_acc_other_classes": ("TA-rest", "class / sub-class scenario: test accuracy on all other test images, %", "higher"),
-    "mia_efficacy": ("MIA-eff", "SalUn/Sparse 'SVC_MIA_forget_efficacy[confidence]'×100: RBF SVC (C=3, gamma='auto') on "
-                     "the true-class confidence p_y, members = first |test| retain samples, non-members = test; "
-                     "% of forget samples predicted NON-member", "closer to Retrain"),
-    "mia_entropy": ("MIA-ent", "Bad Teacher / SSD / MUSO convention: class-balanced logistic regression on softmax "
-                    "entropy, members = retain, non-members = test; % of forget samples predicted MEMBER",
-                    "closer to Retrain"),
-    "mia_loss_cv": ("MIA-loss", "NeurIPS 2023 starting-kit / SCRUB convention: logistic regression on the per-sample "
-                    "cross-entropy loss, forget (label 1) vs test (label 0), the larger side shuffled (seed 0) and "
-                    "truncated to the smaller's size; mean accuracy over 10 stratified shuffle splits "
-                    "(test share 0.1, random_state 0), %; 50 = indistinguishable", "closer to Retrain (≈50)"),
-    "param_dist": ("‖θ−θr‖", "L2 distance of all parameters (buffers excluded) to the same-init Retrain model",
-                   "lower (0 = exact)"),
-    "param_dist_rel": ("‖θ−θr‖/‖θr‖", "param_dist divided by the Retrain model's parameter norm", "lower"),
-    "param_dist_floor_ratio": ("‖θ−θr‖/floor", "param_dist ÷ the retrain noise floor (the mean L2 distance between "
-                               "pairs of K+1 retrains from the same θ₀ with different data-order seeds: the Retrain "
-                               "reference and K extra ones); the Retrain row reports the mean distance of the K extra "
-                               "retrains to the reference ÷ floor, i.e. what a fresh exact retrain scores (≈1)",
-                               "lower; ≤ 1 = within retraining's own noise"),
-    "js_forget": ("JS", "mean Jensen–Shannon divergence (nats, ≤ ln 2) between this model's and Retrain's "
-                  "softmax on D_f", "lower"),
-    "avg_gap": ("Gap", "SalUn Avg. Gap: mean |method − Retrain| over UA, RA, TA, MIA-eff (percentage points)",
-                "lower"),
-    "avg_gap_muso": ("Gap-MUSO", "MUSO's Avg. Gap: mean |method − Retrain| over TA, FA, MIA-ent (points)", "lower"),
-    "forgetting_quality": ("F", "NeurIPS 2023 Machine Unlearning Challenge forget score from N retrained and N "
-                           "unlearned models (`unlearnbench forgetting-quality`): per forget example ε of the best "
-                           "single-/double-threshold test on the logit-scaled confidences (δ = 1e-5, cap 50), "
-                           "points 1 for ε < 0.5 halved per further 0.5 and 0 from ⌈ln(N−1)⌉, averaged over D_f; "
-                           "identical distributions score far below 1 (≈0.18-0.20 on synthetic logits)",
-                           "higher; read against Retrain's (the ceiling)"),
-    "challenge_score": ("score", "the challenge's final score: F × (RA_u / RA_r) × (TA_u / TA_r), accuracies averaged "
-                        "over the N models of each bank", "higher"),
-    "time_s": ("time", "wall time of the unlearning call alone, s (Retrain: its training time; Original: 0)", "lower"),
-    "rte": ("RTE", "Retrain time ÷ method time (speed-up over retraining)", "higher"),
+
+class MetricDef(NamedTuple):
+    """A metric's definition, as the leaderboard prints it, and how it is judged."""
+
+    column: str                     # the short column label (RA, FA, ...)
+    text: str                       # the definition
+    note: str                       # the printed "better" column, in words
+    better: str | None              # "higher" | "lower": the value's own direction (None: only Retrain's says)
+    closer_to_retrain: bool         # judged by its distance to Retrain's value (decides where both are given)
+    unit: str | None = None         # on figure axes
+
+
+# metric name -> MetricDef.  The leaderboard and the README are generated from /
+# checked against this table; how a metric is judged lives in the explicit
+# fields, never in the words.
+DEFINITIONS: dict[str, MetricDef] = {
+    "retain_acc": MetricDef(
+        "RA", "accuracy on the retain set D_r, %",
+        "closer to Retrain (higher is usual)", better="higher", closer_to_retrain=True, unit="%"),
+    "forget_acc": MetricDef(
+        "FA", "accuracy on the forget set D_f, %",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+    "test_acc": MetricDef(
+        "TA", "accuracy on the test set, %",
+        "higher; closer to Retrain", better="higher", closer_to_retrain=True, unit="%"),
+    "unlearn_acc": MetricDef(
+        "UA", "100 − FA, % (SalUn / Sparse convention)",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+    "test_acc_forget_class": MetricDef(
+        "TA-fc", "class / sub-class scenario: test accuracy on the forgotten class (sub-class), %",
+        "closer to Retrain (≈0 for a whole class)", better=None, closer_to_retrain=True, unit="%"),
+    "test_acc_other_classes": MetricDef(
+        "TA-rest", "class / sub-class scenario: test accuracy on all other test images, %",
+        "higher", better="higher", closer_to_retrain=False, unit="%"),
+    "mia_efficacy": MetricDef(
+        "MIA-eff", "SalUn/Sparse 'SVC_MIA_forget_efficacy[confidence]'×100: RBF SVC (C=3, gamma='auto') on the "
+        "true-class confidence p_y, members = first |test| retain samples, non-members = test; % of forget samples "
+        "predicted NON-member",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+    "mia_entropy": MetricDef(
+        "MIA-ent", "Bad Teacher / SSD / MUSO convention: class-balanced logistic regression on softmax entropy, "
+        "members = retain, non-members = test; % of forget samples predicted MEMBER",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+    "mia_loss_cv": MetricDef(
+        "MIA-loss", "NeurIPS 2023 starting-kit / SCRUB convention: logistic regression on the per-sample "
+        "cross-entropy loss, forget (label 1) vs test (label 0), the larger side shuffled (seed 0) and truncated to "
+        "the smaller's size; mean accuracy over 10 stratified shuffle splits (test share 0.1, random_state 0), %; "
+        "50 = indistinguishable",
+        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%"),
+    "param_dist": MetricDef(
+        "‖θ−θr‖", "L2 distance of all parameters (buffers excluded) to the same-init Retrain model",
+        "lower (0 = exact)", better="lower", closer_to_retrain=False, unit="L2"),
+    "param_dist_rel": MetricDef(
+        "‖θ−θr‖/‖θr‖", "param_dist divided by the Retrain model's parameter norm",
+        "lower", better="lower", closer_to_retrain=False, unit="ratio"),
+    "param_dist_floor_ratio": MetricDef(
+        "‖θ−θr‖/floor", "param_dist ÷ the retrain noise floor (the mean L2 distance between pairs of K+1 retrains "
+        "from the same θ₀ with different data-order seeds: the Retrain reference and K extra ones); the Retrain row "
+        "reports the mean distance of the K extra retrains to the reference ÷ floor, i.e. what a fresh exact "
+        "retrain scores (≈1)",
+        "lower; ≤ 1 = within retraining's own noise", better="lower", closer_to_retrain=False, unit="ratio"),
+    "js_forget": MetricDef(
+        "JS", "mean Jensen–Shannon divergence (nats, ≤ ln 2) between this model's and Retrain's softmax on D_f",
+        "lower", better="lower", closer_to_retrain=False, unit="nats"),
+    "avg_gap": MetricDef(
+        "Gap", "SalUn Avg. Gap: mean |method − Retrain| over UA, RA, TA, MIA-eff (percentage points)",
+        "lower", better="lower", closer_to_retrain=False, unit="points"),
+    "avg_gap_muso": MetricDef(
+        "Gap-MUSO", "MUSO's Avg. Gap: mean |method − Retrain| over TA, FA, MIA-ent (points)",
+        "lower", better="lower", closer_to_retrain=False, unit="points"),
+    "forgetting_quality": MetricDef(
+        "F", "NeurIPS 2023 Machine Unlearning Challenge forget score from N retrained and N unlearned models "
+        "(`unlearnbench forgetting-quality`): per forget example ε of the best single-/double-threshold test on the "
+        "logit-scaled confidences (δ = 1e-5, cap 50), points 1 for ε < 0.5 halved per further 0.5 and 0 from "
+        "⌈ln(N−1)⌉, averaged over D_f; identical distributions score far below 1 (≈0.18-0.20 on synthetic logits)",
+        "higher; read against Retrain's (the ceiling)", better="higher", closer_to_retrain=False, unit=None),
+    "challenge_score": MetricDef(
+        "score", "the challenge's final score: F × (RA_u / RA_r) × (TA_u / TA_r), accuracies averaged over the N "
+        "models of each bank",
+        "higher", better="higher", closer_to_retrain=False, unit=None),
+    "time_s": MetricDef(
+        "time", "wall time of the unlearning call alone, s (Retrain: its training time; Original: 0)",
+        "lower", better="lower", closer_to_retrain=False, unit="s"),
+    "rte": MetricDef(
+        "RTE", "Retrain time ÷ method time (speed-up over retraining)",
+        "higher", better="higher", closer_to_retrain=False, unit="×"),
 }
 
 

@@ -18,6 +18,7 @@ methods missing from the grid are run too so that the ranks are complete.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib
 import importlib.util
@@ -30,8 +31,15 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from unlearnbench.methods import UnknownMethod, get_method, list_methods, method_origin, unregister_method
+
+from .config import expand, grid_from_args
 from .errors import UsageError
+from .leaderboard import (COMMUNITY, DEFINITIONS, REFERENCE_ORDER, TABLE_KEYS, community_dir, format_cell,
+                          load_summary, method_label, overall_ranking, table_label, table_ranks)
 from .records import RecordStore, write_json_atomic, write_text_atomic
+from .runner import Harness
+from .tomlio import dumps
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 FILE_MODULE_PREFIX = "unlearnbench_submission_"
@@ -48,8 +56,6 @@ class Submission:
 
 # ---- loading -----------------------------------------------------------------
 def _methods_of(module_name: str) -> list:
-    from unlearnbench.methods import get_method, list_methods
-
     return [get_method(n) for n in list_methods() if get_method(n).fn.__module__ == module_name]
 
 
@@ -65,8 +71,6 @@ def _describe_failure(e: BaseException, path: Path | None) -> str:
 
 
 def _forget_module(module_name: str) -> None:
-    from unlearnbench.methods import unregister_method
-
     for info in _methods_of(module_name):
         unregister_method(info.name)
     sys.modules.pop(module_name, None)
@@ -125,8 +129,6 @@ def _pick(module, attr: str | None, what: str):
 
 def load_submission(source: str | None, method: str | None) -> Submission:
     """Import the submission given as a file (``source``) or as ``--method``."""
-    from unlearnbench.methods import UnknownMethod, get_method, method_origin
-
     if bool(source) == bool(method):
         raise UsageError("give the submission either as a file (unlearnbench submit path/to/my_method.py) "
                          "or as --method package.module:NAME, not both or neither")
@@ -161,15 +163,11 @@ def load_submission(source: str | None, method: str | None) -> Submission:
 
 def unload_submission(sub: Submission) -> None:
     """Forget a file or module submission's registration (an installed plugin stays)."""
-    from unlearnbench.methods import method_origin
-
     if method_origin(sub.name) == sub.info.fn.__module__:   # neither built-in nor an installed plugin
         _forget_module(sub.info.fn.__module__)
 
 
 def _is_registered(name: str) -> bool:
-    from unlearnbench.methods import UnknownMethod, get_method
-
     try:
         get_method(name)
         return True
@@ -178,8 +176,6 @@ def _is_registered(name: str) -> bool:
 
 
 def _check_eligible(sub: Submission) -> None:
-    from unlearnbench.methods import method_origin
-
     if not NAME_PATTERN.match(sub.name):
         raise UsageError(f"method name {sub.name!r} cannot name a community folder; "
                          "use letters, digits, '_', '-' and '.', starting with a letter or digit")
@@ -213,10 +209,6 @@ class StagedStore(RecordStore):
 def submission_grid(args, name: str):
     """The standard protocol: the preset's grid (default: the default
     benchmark), with only the submission's hyperparameters overridable."""
-    import argparse
-
-    from .config import grid_from_args
-
     preset = args.preset or "default"
     for item in args.method_arg or []:
         if not item.startswith(f"{name}."):
@@ -242,11 +234,6 @@ def _is_protocol_violation(record: dict) -> bool:
 def run_submission(sub: Submission, args, progress) -> dict:
     """Run the submission (then any missing registered method) on the grid;
     returns a summary of what was done.  Raises UsageError to refuse."""
-    from unlearnbench.methods import list_methods
-
-    from .config import expand
-    from .runner import Harness
-
     grid = submission_grid(args, sub.name)
     baseline_methods = [m for m in (grid.methods or list_methods()) if m != sub.name]
     grid.methods = [sub.name]
@@ -297,20 +284,17 @@ COMPARE_METRICS = ("forget_acc", "test_acc", "mia_efficacy", "param_dist", "avg_
 def comparison(out, sub_name: str, specs) -> str:
     """Plain-text tables: per table of the grid, every method's row with the
     submission marked (→) and ranked by Avg. Gap, then its overall mean rank."""
-    from .leaderboard import (DEFINITIONS, REFERENCE_ORDER, TABLE_KEYS, _fmt, load_summary, method_label,
-                              overall_ranking, table_label, table_ranks)
-
     _, summary = load_summary(out)
     wanted = {f"{s.dataset} · {s.model} · {s.scenario.label}" for s in specs}
     summary = summary[[table_label(r) in wanted for _, r in summary.iterrows()]]
     ranks = table_ranks(summary)["rank"]
     lines = []
     for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):
-        table = [["", "rank", "method"] + [DEFINITIONS[m][0] for m in COMPARE_METRICS]]
+        table = [["", "rank", "method"] + [DEFINITIONS[m].column for m in COMPARE_METRICS]]
         for i, r in rows.iterrows():
             rank = "ref" if r["method"] in REFERENCE_ORDER else f"{ranks[i]:.0f}" if i in ranks.index else "—"
             table.append(["→" if r["method"] == sub_name else "", rank, method_label(r, link=False)]
-                         + [_fmt(r[f"{m}_mean"], r[f"{m}_std"], m) for m in COMPARE_METRICS])
+                         + [format_cell(r[f"{m}_mean"], r[f"{m}_std"], m) for m in COMPARE_METRICS])
         widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
         n_methods = int((~rows["method"].isin(list(REFERENCE_ORDER))).sum())
         own = [f"rank {ranks[i]:.0f} of {n_methods}" + (f" ({r['variant']})" if r["variant"] else "")
@@ -341,22 +325,10 @@ def _hyper_markdown(specs) -> str:
     return "\n".join(lines)
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(v)
-
-
 def write_community(sub: Submission, args, result: dict, text: str) -> Path:
     """``community/<name>/``: README (what, the exact command, hyperparameters,
     its rows at submission) and, for a file submission, a copy of the file."""
     from importlib.metadata import PackageNotFoundError, version
-
-    from .leaderboard import COMMUNITY, community_dir
 
     out = Path(result["grid"].out)
     folder = community_dir(out) / sub.name
@@ -387,7 +359,7 @@ def write_community(sub: Submission, args, result: dict, text: str) -> Path:
     if out.resolve() != default_out:
         command += ["--out", os.path.relpath(out, root)]
     hyper = result["specs"][0].hyper if result["specs"] else {}
-    toml = "\n".join([f"[method_args.{sub.name}]"] + [f"{k} = {_toml_value(v)}" for k, v in hyper.items()])
+    toml = dumps({"method_args": {sub.name: hyper}}).rstrip()
     readme = "\n".join([
         f"# {sub.name}", "",
         sub.info.summary or "(no summary: the method's docstring is empty)", "",

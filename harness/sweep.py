@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,8 +39,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import UsageError
+from .guard import lift_in_signal_handlers
 from .records import RecordStore, environment, write_json_atomic
+from .runner import Harness
 from .spec import RunSpec, stable_hash
+from .sweep_plan import Plan
+from .status import collect
+from .threads import set_threads
 
 STAGES = ("references", "runs")
 
@@ -69,8 +76,10 @@ class SlurmOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"--{name.replace('_', '-')} {value}: accepted: a positive integer")
-        if self.gpus_per_task < 0 or (self.mem_gb is not None and self.mem_gb <= 0):
-            raise UsageError("--gpus-per-task must be >= 0 and --mem-gb > 0")
+        if self.gpus_per_task < 0:
+            raise UsageError(f"--gpus-per-task {self.gpus_per_task}: accepted: 0 or more")
+        if self.mem_gb is not None and not self.mem_gb > 0:
+            raise UsageError(f"--mem-gb {self.mem_gb:g}: accepted: a positive number of GB")
 
     def executor_parameters(self) -> dict:
         """Parameters of ``submitit.AutoExecutor.update_parameters``."""
@@ -110,8 +119,6 @@ class Settings:
                    deterministic=grid.deterministic)
 
     def harness(self, log=None):
-        from .runner import Harness
-
         return Harness(out=self.out, cache_dir=self.cache_dir, data_root=self.data_root, device=self.device,
                        download=self.download, log=log, precision=self.precision,
                        deterministic=self.deterministic)
@@ -122,15 +129,6 @@ def slurm_job_id() -> str | None:
     if os.environ.get("SLURM_ARRAY_JOB_ID"):
         return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
     return os.environ.get("SLURM_JOB_ID")
-
-
-def set_threads(threads: int | None) -> None:
-    import torch
-
-    if threads is None:   # Slurm's allocation, else an explicit OMP_NUM_THREADS, else every core we may use
-        threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("OMP_NUM_THREADS") or 0) or (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    torch.set_num_threads(max(1, threads))
 
 
 def failed_record(spec: RunSpec, error: BaseException, env: dict | None) -> dict:
@@ -164,7 +162,8 @@ class SweepTask:
         recorded: set[str] = set()     # runs that got their record in this attempt
         errors: list[Exception] = []
         try:
-            if harness is None:
+            if harness is None:       # a Slurm task: submitit's requeue handler may fire during a method
+                lift_in_signal_handlers()
                 set_threads(self.settings.threads)
                 harness = self.settings.harness(log=log)
                 harness.env = {**environment(str(harness.device)), "slurm_job": slurm_job_id()}
@@ -202,57 +201,6 @@ class SweepTask:
 
     def __repr__(self) -> str:
         return f"SweepTask({self.stage}, {len(self.configs)} runs)"
-
-
-# ---- planning ----------------------------------------------------------------
-
-def group_of(spec: RunSpec) -> str:
-    """Runs with the same group share θ₀, the original and the retrain."""
-    return stable_hash(spec.scenario_identity())
-
-
-def cached_groups(cache_dir: Path) -> set[str]:
-    """Groups whose retrain (hence also original) is in the cache, read from
-    the cache's metadata: no data loading, no torch."""
-    import json
-
-    groups = set()
-    for meta in Path(cache_dir).glob("retrain/*/meta.json"):
-        try:
-            groups.add(stable_hash(json.loads(meta.read_text())["identity"]))
-        except (OSError, ValueError, KeyError):
-            continue
-    return groups
-
-
-@dataclass
-class Plan:
-    specs: list                       # every run of the grid
-    done: int                         # runs with a final record
-    active: int                       # runs a queued or running job of an earlier sweep already covers
-    reference_tasks: list             # list of lists of RunSpec (one reference group each)
-    run_tasks: list                   # list of lists of RunSpec
-
-    @property
-    def pending(self) -> int:
-        return sum(len(t) for t in self.run_tasks)
-
-
-def make_plan(grid, specs: list, runs_per_task: int = 0, active_keys=frozenset()) -> Plan:
-    store = RecordStore(grid.out)
-    done = [s for s in specs if store.is_done(s.key)]
-    active = [s for s in specs if s.key in active_keys and not store.is_done(s.key)]
-    skip = {s.key for s in done} | {s.key for s in active}
-    groups: dict[str, list] = {}
-    for spec in specs:
-        if spec.key not in skip:
-            groups.setdefault(group_of(spec), []).append(spec)
-    cache_dir = Path(grid.cache_dir) if grid.cache_dir else Path(grid.out) / "cache"
-    cached = cached_groups(cache_dir)
-    reference_tasks = [runs for g, runs in groups.items() if g not in cached]
-    size = runs_per_task if runs_per_task > 0 else max([len(g) for g in groups.values()], default=1)
-    run_tasks = [runs[i:i + size] for runs in groups.values() for i in range(0, len(runs), size)]
-    return Plan(specs, len(done), len(active), reference_tasks, run_tasks)
 
 
 # ---- submission ----------------------------------------------------------------
@@ -324,9 +272,6 @@ def new_manifest(plan: Plan, executor: str, options: SlurmOptions | None, argv) 
 def submit(plan: Plan, settings: Settings, options: SlurmOptions, sweep_dir: Path, argv) -> dict:
     """Submit both stages as job arrays; returns the manifest (also written).
     If sbatch refuses a stage, nothing stays submitted (UsageError)."""
-    import shutil
-    import subprocess
-
     from submitit.core.utils import FailedJobError
 
     if shutil.which("sbatch") is None:
@@ -388,8 +333,6 @@ def run_local(plan: Plan, settings: Settings, sweep_dir: Path, argv, log=print) 
 def wait(out: str, sweep_dir: Path, log=print) -> None:
     """Block until no job of this sweep is pending or running (sacct is
     asked every 2 s at first, then less often: at most every 30 s)."""
-    from .status import collect
-
     last, start = None, time.monotonic()
     while True:
         report = collect(out, only=[sweep_dir / "manifest.json"])
@@ -403,11 +346,8 @@ def wait(out: str, sweep_dir: Path, log=print) -> None:
 
 
 def check_data(grid) -> None:
-    """Missing data fail here, before anything is written (exit status 2)."""
-    settings = Settings.of(grid)
-    harness = settings.harness()
-    for name in grid.datasets:
-        harness.dataset(name)
+    """Missing data or too large a subset fail here, before anything is written (exit status 2)."""
+    Harness.from_grid(grid)
 
 
 def argv_of() -> list[str]:

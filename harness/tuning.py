@@ -25,120 +25,38 @@ every command that expands a grid) uses them unless ``tuned = false`` /
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import random
 import sys
 import time
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from .errors import UsageError
+from .locks import file_lock
+from .presets import preset_path, presets_dir
+from .records import write_text_atomic
+from .tomlio import dumps, tomllib
 
 DEFAULT_TRIALS = 12
 DEFAULT_SEEDS = (100, 101)
 OBJECTIVE = "avg_gap"
 
 
-# ---- presets --------------------------------------------------------------------
-
-def presets_dir(tuned) -> Path | None:
-    """The presets folder a grid's ``tuned`` setting names (None: no presets)."""
-    if tuned is False or tuned is None:
-        return None
-    if tuned is True:
-        from importlib import resources
-
-        return Path(str(resources.files("unlearnbench.configs"))) / "tuned"
-    return Path(tuned)
-
-
-def preset_path(folder: Path, dataset: str, model: str) -> Path:
-    return Path(folder) / f"{dataset}-{model}.toml"
-
-
-@functools.lru_cache(maxsize=32)
-def _read(path: str, mtime_ns: int) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"tuned presets {path!r} are not valid TOML: {e}") from None
-
-
-def load_presets(folder: Path | None, dataset: str, model: str) -> dict:
-    if folder is None:
-        return {}
-    path = preset_path(folder, dataset, model)
-    return _read(str(path), path.stat().st_mtime_ns) if path.is_file() else {}
-
-
-def tuned_values(tuned, dataset: str, model: str, scenario_label: str, method: str) -> dict:
-    """The tuned hyperparameters of one method in one table ({} if none)."""
-    from unlearnbench.methods import get_method
-
-    folder = presets_dir(tuned)
-    values = dict(load_presets(folder, dataset, model).get("hyper", {}).get(scenario_label, {}).get(method, {}))
-    accepted = get_method(method).defaults()
-    unknown = sorted(set(values) - set(accepted))
-    if unknown:
-        raise UsageError(f"{preset_path(folder, dataset, model)}: {method} has no hyperparameter "
-                         f"{', '.join(map(repr, unknown))} (accepted: {', '.join(sorted(accepted))}); "
-                         f"rerun `unlearnbench tune {method}`")
-    return values
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return repr(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {v!r} as TOML")
-
-
-def _toml_key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
-
+# ---- presets (read by harness/presets.py) ---------------------------------------
 
 def dump_presets(doc: dict, dataset: str, model: str) -> str:
     """TOML text of a presets document {hyper|tuning: {scenario: {method: {...}}}}."""
-    lines = [f"# Tuned hyperparameters for {dataset} / {model}: written by `unlearnbench tune`, do not edit by hand.",
-             "# [hyper.\"<scenario>\".<method>] is what `unlearnbench run` uses (unless `tuned = false` or",
-             "# --no-tuned); [tuning.\"<scenario>\".<method>] records how it was chosen (see harness/tuning.py).", ""]
-    for section in ("hyper", "tuning"):
-        for label in sorted(doc.get(section, {})):
-            for method in sorted(doc[section][label]):
-                lines.append(f"[{section}.{_toml_key(label)}.{_toml_key(method)}]")
-                for k, v in doc[section][label][method].items():
-                    if isinstance(v, list) and v and isinstance(v[0], dict):    # one trial per line
-                        lines.append(f"{_toml_key(k)} = [")
-                        lines += [f"    {_toml_value(x)}," for x in v]
-                        lines.append("]")
-                    else:
-                        lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
-                lines.append("")
-    return "\n".join(lines)
+    ordered = {section: {label: {method: doc[section][label][method] for method in sorted(doc[section][label])}
+                         for label in sorted(doc[section])}
+               for section in ("hyper", "tuning") if section in doc}
+    return dumps(ordered, comment=(
+        f"Tuned hyperparameters for {dataset} / {model}: written by `unlearnbench tune`, do not edit by hand.\n"
+        "[hyper.\"<scenario>\".<method>] is what `unlearnbench run` uses (unless `tuned = false` or\n"
+        "--no-tuned); [tuning.\"<scenario>\".<method>] records how it was chosen (see harness/tuning.py)."))
 
 
 def write_preset(folder: Path, dataset: str, model: str, label: str, method: str, best: dict, tuning: dict) -> Path:
     """Update one method's entry of a presets file (others kept), under a lock."""
-    from .records import write_text_atomic
-    from .runner import file_lock
-
     path = preset_path(folder, dataset, model)
     with file_lock(path.with_name(f".{path.name}.lock")):
         doc = {}
@@ -239,9 +157,10 @@ def tunable_methods(names: str) -> list[str]:
 
 def command(args) -> int:
     """``unlearnbench tune METHOD[,METHOD...]|all``."""
-    from .cli import Progress, _set_threads
     from .config import grid_from_args, parse_list
+    from .progress import Progress
     from .runner import Harness
+    from .threads import set_threads
 
     methods = tunable_methods(args.tune_methods)
     if args.trials < 1:
@@ -259,7 +178,7 @@ def command(args) -> int:
                 print(f"{method}  {dataset}/{model} {scenario.label}: {args.trials} trials x {len(seeds)} seeds")
         print(f"{len(methods) * len(tables) * args.trials * len(seeds)} runs; presets -> {folder}")
         return 0
-    _set_threads()
+    set_threads()
     progress = Progress(len(methods) * len(tables))
     cache = Path(grid.cache_dir) if grid.cache_dir else Path(grid.out) / "cache"
     harness = Harness.from_grid(grid, log=progress.log, out=cache / "tuning", cache_dir=cache, evaluate_on="val")

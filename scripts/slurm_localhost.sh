@@ -3,7 +3,8 @@
 # trying `unlearnbench sweep --executor slurm` without a cluster.
 #
 #   scripts/slurm_localhost.sh start    install (apt, first time), configure, start; waits until the node is idle
-#   scripts/slurm_localhost.sh stop     stop every daemon it started, in reverse order, by pid file
+#   scripts/slurm_localhost.sh stop     cancel every job, stop every daemon it started (reverse order, by pid
+#                                       file) and clear the controller's and the node's state: a restart is empty
 #   scripts/slurm_localhost.sh status   daemons, node and recent jobs
 #
 # Needs root and a Debian/Ubuntu machine (apt). No systemd needed: each daemon
@@ -17,6 +18,8 @@ MARK="# written by unlearnbench scripts/slurm_localhost.sh"
 CONF_DIR=/etc/slurm
 RUN=/run/unlearnbench-slurm          # pid files
 LOG=/var/log/slurm
+CTLD_STATE=/var/spool/slurmctld      # StateSaveLocation: the controller's saved jobs
+SLURMD_SPOOL=/var/spool/slurmd       # SlurmdSpoolDir: the node's job scripts and step state
 DB_SOCKET=/run/mysqld/mysqld.sock
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order
 
@@ -47,8 +50,8 @@ write_config() {
     local cpus mem_mb
     cpus=$(nproc)
     mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.85)}' /proc/meminfo)
-    mkdir -p "$CONF_DIR" "$RUN" "$LOG" /var/spool/slurmctld /var/spool/slurmd /run/mysqld
-    chown slurm:slurm /var/spool/slurmctld "$LOG"
+    mkdir -p "$CONF_DIR" "$RUN" "$LOG" "$CTLD_STATE" "$SLURMD_SPOOL" /run/mysqld
+    chown slurm:slurm "$CTLD_STATE" "$LOG"
     mkdir -p /var/log/mysql
     chown mysql:mysql /run/mysqld /var/log/mysql
     cat >"$CONF_DIR/slurm.conf" <<EOF
@@ -60,8 +63,10 @@ SlurmdUser=root
 AuthType=auth/munge
 # also how long a requeued job waits before it may start again (default 120 s)
 AuthInfo=cred_expire=10
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+StateSaveLocation=$CTLD_STATE
+SlurmdSpoolDir=$SLURMD_SPOOL
+# set by start from the accounting database: job ids go on where they stopped, never reused
+FirstJobId=1
 SlurmctldPidFile=$RUN/slurmctld.pid
 SlurmdPidFile=$RUN/slurmd.pid
 SlurmctldLogFile=$LOG/slurmctld.log
@@ -147,6 +152,7 @@ SQL
         wait_for 30 slurmdbd sacctmgr -n list cluster
     fi
     if ! alive slurmctld; then
+        set_first_job_id
         /usr/sbin/slurmctld
         wait_for 30 slurmctld scontrol ping
     fi
@@ -158,8 +164,52 @@ SQL
     log "cluster up: $(sinfo -h -o '%P %D node(s) %t %c CPUs %m MB')"
 }
 
+# The state stop clears also held the job id counter; without it job ids would start again at 1 and
+# `sacct -j ID` would answer for an old job and a new one. Start from the last id accounting knows.
+set_first_job_id() {
+    local last
+    last=$(sacct -X -n -P -a -S 2000-01-01 -o JobIDRaw 2>/dev/null | grep -Eo '^[0-9]+' | sort -n | tail -1) || true
+    sed -i "s/^FirstJobId=.*/FirstJobId=$((${last:-0} + 1))/" "$CONF_DIR/slurm.conf"
+}
+
+# Cancel every job (pending, running, requeued), so that none is saved and restored by the next start,
+# and wait until they have left the queue (their processes killed by slurmd, their end in accounting).
+cancel_jobs() {
+    local jobs
+    alive slurmctld || return 0
+    jobs=$(squeue -h -o %F 2>/dev/null | sort -u | tr '\n' ' ') || return 0
+    [[ -n ${jobs// /} ]] || return 0
+    log "cancelling job(s) $jobs"
+    # shellcheck disable=SC2086  # one word per job id
+    scancel $jobs || true
+    for _ in $(seq 150); do
+        [[ -z $(squeue -h -o %i 2>/dev/null) ]] && return 0
+        sleep 0.2
+    done
+    log "some jobs were still in the queue after 30 s: $(squeue -h -o '%i %T' | tr '\n' ' ')"
+}
+
+# Empty the controller's state save location and the node's spool (the daemons are stopped): the next start
+# begins with an empty queue, whatever the last one left there.
+clear_state() {
+    local dir
+    if ! grep -qsF "$MARK" "$CONF_DIR/slurm.conf"; then
+        log "$CONF_DIR/slurm.conf was not written by this script; its state is left as it is"
+        return 0
+    fi
+    if alive slurmctld || alive slurmd; then
+        log "a Slurm daemon is still running; its state is left as it is"
+        return 0
+    fi
+    for dir in "$CTLD_STATE" "$SLURMD_SPOOL"; do
+        [[ -d $dir ]] && find "$dir" -mindepth 1 -delete
+    done
+    log "cleared $CTLD_STATE and $SLURMD_SPOOL"
+}
+
 stop() {
     local i name pid
+    cancel_jobs
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${DAEMONS[$i]}
         pid=$(pid_of "$name") || continue
@@ -174,6 +224,7 @@ stop() {
         fi
         rm -f "$RUN/$name.pid"
     done
+    clear_state
 }
 
 status() {

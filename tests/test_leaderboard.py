@@ -23,10 +23,16 @@ def records(tmp_path_factory):
     return out
 
 
-def test_every_metric_has_a_direction():
-    assert {m: L.direction(m) for m in DEFINITIONS} == {
-        m: ("closer" if "closer to Retrain" in d else d.split()[0].rstrip(";,")) for m, (_, _, d) in DEFINITIONS.items()}
-    assert L.direction("test_acc") == "closer" and L.direction("param_dist") == "lower" and L.direction("rte") == "higher"
+def test_every_metric_has_an_explicit_direction_that_its_words_state():
+    for name, d in DEFINITIONS.items():
+        assert d.better in ("higher", "lower", None) and isinstance(d.closer_to_retrain, bool), name
+        assert L.direction(name) == ("closer" if d.closer_to_retrain else d.better) is not None, name
+        assert d.closer_to_retrain == ("closer to Retrain" in d.note), name     # the printed words say the same
+        assert (d.better in d.note) if d.better else not {"higher", "lower"} & set(d.note.replace(";", " ").split())
+    directions = {m: L.direction(m) for m in DEFINITIONS}
+    assert directions["test_acc"] == directions["forget_acc"] == directions["mia_loss_cv"] == "closer"
+    assert directions["param_dist"] == directions["avg_gap"] == directions["time_s"] == "lower"
+    assert directions["rte"] == directions["forgetting_quality"] == directions["test_acc_other_classes"] == "higher"
 
 
 def _rows(values: dict, metric: str) -> pd.DataFrame:
@@ -70,8 +76,8 @@ def test_tables_mark_the_best_values_and_rank_overall(records):
         if gaps.nunique() > 1:                                           # the closest FA is bold
             best = methods.loc[gaps.idxmin()]
             line = next(l for l in text.splitlines() if l.startswith(f"| {L.method_label(best)} |")
-                        and L._fmt(best["retain_acc_mean"], best["retain_acc_std"], "retain_acc") in l)
-            assert f"**{L._fmt(best['forget_acc_mean'], best['forget_acc_std'], 'forget_acc')}**" in line
+                        and L.format_cell(best["retain_acc_mean"], best["retain_acc_std"], "retain_acc") in l)
+            assert f"**{L.format_cell(best['forget_acc_mean'], best['forget_acc_std'], 'forget_acc')}**" in line
 
 
 def test_leaderboard_is_a_pure_function_of_the_records(records, tmp_path):
@@ -95,14 +101,14 @@ def test_plot_draws_valid_pngs_with_one_panel_per_table_or_metric(records, capsy
     from PIL import Image
 
     from unlearnbench.harness.cli import main
-    from unlearnbench.harness.figures import CLASS_ONLY, _slug
+    from unlearnbench.harness.figure_plan import CLASS_ONLY, slug
 
     df, _ = L.load_summary(records)
     ok = df[df["status"] == "ok"]
     n_tables = len(ok.groupby(L.TABLE_KEYS, dropna=False))
     expected = {"tradeoff_forget_vs_test.png": n_tables, "gap_vs_time.png": n_tables, "param_dist.png": n_tables}
     for (dataset, model), random in ok[ok["scenario_kind"] == "random"].groupby(["dataset", "model"]):
-        expected[f"metrics_vs_ratio_{_slug(dataset)}_{_slug(model)}.png"] = sum(
+        expected[f"metrics_vs_ratio_{slug(dataset)}_{slug(model)}.png"] = sum(
             m not in CLASS_ONLY and random[m].notna().any() for m in L.METRICS)
     assert expected["metrics_vs_ratio_digits_mlp.png"] >= 10
     folder = records / "figures"

@@ -151,7 +151,7 @@ def test_subclass_forgetting_on_cifar20(tmp_path, monkeypatch):
     forget, _ = harness.forget_indices(spec)
     assert forget.tolist() == np.flatnonzero(written["fine_train"] == 69).tolist()   # every rocket image
     assert set(harness.splits(spec)["forget"].y.tolist()) == {19}                     # labelled vehicles_2
-    mask = harness._test_forget_mask(spec)
+    mask = harness.test_forget_mask(spec)
     assert mask.sum() == (written["fine_test"] == 69).sum() == 2
     for r in records:
         assert 0 <= r["metrics"]["test_acc_forget_class"] <= 100 and "test_acc_other_classes" in r["metrics"]

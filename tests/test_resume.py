@@ -143,3 +143,49 @@ def test_method_killed_mid_training_resumes_in_the_harness(tmp_path, interruptib
     assert "resumed_from_epoch" not in straight
     strip = lambda m: {k: v for k, v in m.items() if k not in ("time_s", "rte")}
     assert strip(resumed["metrics"]) == strip(straight["metrics"])
+
+
+# ---- reference models: a training killed after a checkpoint resumes in the next process --------------------
+
+def _crash_after(module, epochs: int, monkeypatch):
+    """Make ``module.fit`` (the original's or the retrain's training) die after ``epochs`` epochs, after its checkpoint."""
+    real_fit = module.fit
+
+    def crashing_fit(*args, **kwargs):
+        def after_epoch(epoch, model):
+            if epoch + 1 == epochs:
+                raise Interrupt
+        return real_fit(*args, after_epoch=after_epoch, **kwargs)
+    monkeypatch.setattr(module, "fit", crashing_fit)
+
+
+@pytest.mark.parametrize("kind", ["original", "retrain"])
+def test_reference_training_killed_mid_way_resumes_to_the_same_weights(tmp_path, monkeypatch, kind):
+    import json
+
+    from unlearnbench.harness import references as RF
+    from unlearnbench.methods import retrain as retrain_module
+
+    spec, = expand(Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["finetune"], floor_retrains=0,
+                        train={"epochs": 5}))
+    straight = Harness(out=tmp_path / "b", cache_dir=tmp_path / "straight").references(spec)   # uninterrupted
+
+    with monkeypatch.context() as patch:
+        _crash_after(RF if kind == "original" else retrain_module, 3, patch)
+        with pytest.raises(Interrupt):
+            Harness(out=tmp_path / "a", cache_dir=tmp_path / "cache").references(spec)   # the killed attempt
+    entry = tmp_path / "cache" / kind / (straight.original_key if kind == "original" else straight.retrain_key)
+    checkpoint = entry / ("train.ckpt" if kind == "original" else "checkpoints/fit-0.ckpt")
+    assert checkpoint.exists() and not (entry / "model.pt").exists() and not (entry / "meta.json").exists()
+
+    again = Harness(out=tmp_path / "a", cache_dir=tmp_path / "cache")                       # the requeued attempt
+    resumed = again.references(spec)
+    assert not checkpoint.exists()
+    log = [json.loads(line) for line in (tmp_path / "cache" / "trainings.jsonl").read_text().splitlines()]
+    assert [(e["kind"], e["resumed_from_epoch"]) for e in log] == (
+        [("original", 3), ("retrain", 0)] if kind == "original" else [("original", 0), ("retrain", 3)])
+    assert again.reference_trainings == (2 if kind == "original" else 1)
+    for name in ("original", "retrain"):
+        a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert all(torch.equal(straight.theta0[k], resumed.theta0[k]) for k in straight.theta0)

@@ -301,7 +301,7 @@ def test_context_leads_nowhere_near_the_test_data(bench):
     spec = expand(Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["finetune"]))[0]
     refs = harness.references(spec)
     split = harness.splits(spec)
-    ctx = harness._context(spec, refs.original, refs.theta0, split, torch.Generator())
+    ctx = harness.context(spec, refs.original, refs.theta0, split, torch.Generator())
     test_storage = {split["test"].x.untyped_storage().data_ptr(), split["test"].y.untyped_storage().data_ptr()}
     seen, todo = set(), [ctx]
     while todo:
@@ -351,7 +351,7 @@ def _reports_progress(ctx, hp):
 def test_method_progress_reaches_the_progress_bar(bench):
     import io
 
-    from unlearnbench.harness.cli import Progress
+    from unlearnbench.harness.progress import Progress
     from unlearnbench.harness.config import Grid, expand
     from unlearnbench.harness.runner import Harness
     from unlearnbench.methods import register_method

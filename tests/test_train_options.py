@@ -49,7 +49,7 @@ def test_head_only_training_keeps_theta0_outside_the_head(tmp_path):
             else:
                 assert torch.equal(p, refs.theta0[name]), name          # ... nothing else did
     # a method's copy cannot be unfrozen, and the loss is the squared one
-    ctx = harness._context(specs[1], refs.original, refs.theta0, harness.splits(specs[1]), torch.Generator())
+    ctx = harness.context(specs[1], refs.original, refs.theta0, harness.splits(specs[1]), torch.Generator())
     ctx.model.requires_grad_(True)
     assert {n for n, p in ctx.model.named_parameters() if p.requires_grad} == {"head.weight", "head.bias"}
     assert supervised_loss(ctx.model, ctx.retain.tensors) > 0

@@ -1,4 +1,5 @@
-"""Model architectures, registered by name.
+"""What every model is: a :class:`Classifier` on inputs described by an
+:class:`InputSpec`.
 
 Every model is a :class:`Classifier`: ``features(x)`` returns the penultimate
 representation, ``head`` is the final ``nn.Linear`` and ``forward(x) =
@@ -9,15 +10,12 @@ base, so no consumer has to know the dataset's statistics.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
-from ..methods._train import TrainConfig, squared_loss
-from .errors import UsageError
+from unlearnbench.methods import TrainConfig, squared_loss
 
 
 @dataclass(frozen=True)
@@ -114,69 +112,3 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-
-class MLP(Classifier):
-    """Fully connected ReLU network: flatten → hidden layers → linear head."""
-
-    def __init__(self, spec: InputSpec, hidden: tuple[int, ...] = (128, 128)):
-        super().__init__(spec)
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(spec.shape)
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.trunk = nn.Sequential(*layers)
-        self.head = nn.Linear(width, spec.num_classes)
-
-    def body(self, x):
-        return self.trunk(x)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    build: Callable[..., Classifier]
-    train: TrainConfig           # default training of the original / retrain reference
-    summary: str
-
-
-_MODELS: dict[str, ModelInfo] = {}
-
-
-def register_model(name: str, *, train: TrainConfig, summary: str):
-    def decorate(fn):
-        _MODELS[name] = ModelInfo(name, fn, train, summary)
-        return fn
-    return decorate
-
-
-@register_model("mlp", train=TrainConfig(epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4),
-                summary="MLP, two hidden ReLU layers of 128 (kwarg hidden)")
-def mlp(spec: InputSpec, hidden=(128, 128)) -> Classifier:
-    return MLP(spec, tuple(int(h) for h in hidden))
-
-
-def list_models() -> list[str]:
-    return sorted(_MODELS)
-
-
-def get_model(name: str) -> ModelInfo:
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise UsageError(f"unknown model {name!r}; accepted: {', '.join(list_models())}") from None
-
-
-def build_model(name: str, spec: InputSpec, model_args: dict | None = None,
-                train: TrainConfig | None = None) -> Classifier:
-    """A new model; with ``train``, configured for it (:meth:`Classifier.configure`)."""
-    info = get_model(name)
-    try:
-        model = info.build(spec, **(model_args or {}))
-    except TypeError as e:
-        raise UsageError(f"bad arguments {model_args} for model {name!r}: {e}") from None
-    return model.configure(train) if train is not None else model
-
-from . import rf_linear as _rf_linear  # noqa: E402,F401  (registers `rf_linear`)
-from . import convnets  # noqa: E402,F401  (registers cnn, resnet18)

@@ -1,14 +1,16 @@
 """Convolutional models: a small CNN for 28x28 / 32x32 inputs and the CIFAR
-ResNet-18 of the unlearning literature.  Registered by the import at the
-bottom of models.py; both are :class:`Classifier` s (``features`` + ``head``).
+ResNet-18 of the unlearning literature.  Registered when the models package is
+imported; both are :class:`Classifier` s (``features`` + ``head``).
 """
 from __future__ import annotations
 
 from torch import nn
 
-from ..methods._train import TrainConfig
-from .errors import UsageError
-from .models import Classifier, InputSpec, register_model
+from unlearnbench.methods import TrainConfig
+
+from ..errors import UsageError
+from .base import Classifier, InputSpec
+from .registry import register_model
 
 
 class SmallCNN(Classifier):

@@ -26,11 +26,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unlearnbench.methods._linear import least_squares_limit
-from unlearnbench.methods._train import TrainConfig, squared_loss
+from unlearnbench.methods import TrainConfig, least_squares_limit, squared_loss
 
-from .errors import UsageError
-from .models import Classifier, InputSpec, register_model
+from ..errors import UsageError
+from .base import Classifier, InputSpec
+from .registry import register_model
 
 TARGET_CODINGS = ("onehot", "pm1")
 

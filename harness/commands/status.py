@@ -1,0 +1,23 @@
+"""``unlearnbench status``: done / running / failed / missing runs of a results folder."""
+from __future__ import annotations
+
+import argparse
+
+from .options import results_folder
+
+NAME = "status"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(NAME, help="done / running / failed / missing runs of a results folder, and the "
+                                         "failures")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    return p
+
+
+def run(args) -> int:
+    from ..status import collect
+
+    results_folder(args.out)
+    print(collect(args.out).format())
+    return 0

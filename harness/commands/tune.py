@@ -1,0 +1,34 @@
+"""``unlearnbench tune``: the same hyperparameter budget for every method, on a
+validation protocol; writes configs/tuned/ presets (harness/tuning.py)."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "tune"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(NAME, help="tune methods' hyperparameters with the same budget on a validation "
+                                         "protocol; writes configs/tuned/ presets")
+    p.add_argument("tune_methods", metavar="METHOD", help="method name(s), comma-separated, or 'all' "
+                                                          "(every method that declares a search space)")
+    p.add_argument("--trials", type=int, default=12, help="configurations tried per method and table (default 12)")
+    p.add_argument("--tune-seeds", default="100,101", dest="tune_seeds",
+                   help="seeds of the validation protocol, disjoint from the benchmark's (default 100,101)")
+    p.add_argument("--presets", metavar="DIR", help="presets folder to write (default: the shipped configs/tuned/)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be tuned and exit")
+    g = p.add_argument_group("tables (default: those of the default benchmark)")
+    for option in ("--config", "--datasets", "--models", "--scenarios", "--ratios", "--classes"):
+        g.add_argument(option)
+    g.add_argument("--train-arg", action="append", metavar="KEY=VALUE", help="override the reference training")
+    g.add_argument("--val-frac", type=float, dest="val_frac", help="validation share carved from train (default 0.1)")
+    for option, dest in (("--out", "out"), ("--cache-dir", "cache_dir"), ("--data-root", "data_root"),
+                         ("--device", "device")):
+        g.add_argument(option, dest=dest)
+    return p
+
+
+def run(args) -> int:
+    from ..tuning import command
+
+    return command(args)

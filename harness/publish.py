@@ -1,0 +1,18 @@
+"""Publishing a results folder: summary.csv, leaderboard.md and the figures,
+regenerated from its records."""
+from __future__ import annotations
+
+import sys
+
+from .figures import write_figures
+from .leaderboard import write_leaderboard
+
+
+def publish(out, leaderboard=None, figures: bool = True) -> None:
+    """Regenerate summary.csv, leaderboard.md and (unless told not to) the figures."""
+    csv_path, md_path = write_leaderboard(out, leaderboard)
+    print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
+    if figures:
+        written = write_figures(out)
+        if written:
+            print(f"drew {len(written)} figures in {written[0][0].parent}", file=sys.stderr)
