@@ -18,24 +18,26 @@ As in the reference, one SGD optimiser (momentum 0.9, weight decay 5e-4)
 serves both phases and every epoch, so its momentum carries over from phase
 to phase; the learning rate decays in steps, lr_e = lr · rate^#{d ∈
 ``lr_decay_epochs`` : e > d}; the gradient is not clipped (``grad_clip`` > 0
-clips its global L2 norm, an option the reference does not have).  Each phase
-is one call of the shared training loop with that optimiser.
+clips its global L2 norm, an option the reference does not have); no data
+augmentation (the notebooks build their loaders with ``augment=False``).
+Each phase is one call of the shared training loop with that optimiser.
 
-**Rewind** (SCRUB+R, ``rewind=True``): keep the student after every epoch;
-at the end take the final student's error on held-out samples of the forget
-distribution (the validation split; its samples of the forgotten class in
-the class scenario) as the target forget error, and return the checkpoint
-whose error on D_f is closest to it (the earliest on a tie), so that D_f is
-not forgotten "too much" (which would itself reveal membership).
+**Rewind** (SCRUB+R, ``rewind=True``, as the paper describes it): keep the
+student after every epoch; at the end take the final student's error on
+held-out samples of the forget distribution (the validation split; its
+samples of the forgotten class in the class scenario) as the target forget
+error, and return the checkpoint whose error on D_f is closest to it (the
+earliest on a tie), so that D_f is not forgotten "too much" (which would
+itself reveal membership).
 
 Defaults: the reference's CIFAR-10 setting (``large_scale_unlearning.ipynb``):
 3 epochs of which the first 2 have max-steps, lr 5e-4 decayed ×0.1 after
 epochs 3, 5 and 9, τ = 4, γ = 0.99, α = 0.001, batches of 128 on D_r and 32
-on D_f.  They are kept as the defaults on every model (at lr 5e-4 the small
-`mlp` barely moves); the benchmark's tuned presets (configs/tuned/) override
-them.  Deviation: the reference's ``scrub.py`` (a later script) runs
-max-steps for epochs 0..msteps, one more than the notebooks; we follow the
-notebooks.
+on D_f (its ``sgda_batch_size`` / ``del_batch_size``; the loaders that
+notebook builds use 256 / 512).  They are kept as the defaults on every
+model; the benchmark's tuned presets (configs/tuned/) override them.  The
+reference's later ``scrub.py`` runs max-steps in epochs 0..msteps, one more
+than the notebooks; we follow the notebooks.
 
 `unlearnbench tune scrub` searches lr log-uniform in [5e-4, 0.1], max epochs
 1..3 and α in {0.001, 0.5}.
@@ -135,9 +137,9 @@ def scrub(ctx: Context, hp: Hyper):
         cfg = base.replace(lr=epoch_lr(hp, epoch))
         if epoch < hp.max_epochs:
             fit(ctx.model, max_step_loss(teacher, hp), ctx.forget.tensors, cfg.replace(batch_size=hp.forget_batch_size),
-                ctx.generator, augment=ctx.augment, optimizer=optimizer)
+                ctx.generator, optimizer=optimizer)
         fit(ctx.model, min_step_loss(teacher, hp), ctx.retain.tensors, cfg.replace(batch_size=hp.batch_size),
-            ctx.generator, augment=ctx.augment, optimizer=optimizer)
+            ctx.generator, optimizer=optimizer)
         if hp.rewind:
             checkpoints.append(copy.deepcopy(ctx.model.state_dict()))
         ctx.progress((epoch + 1) / hp.epochs)
