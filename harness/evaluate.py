@@ -33,17 +33,20 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) ->
 
 @dataclass
 class Outputs:
-    """Softmax outputs and labels of one model on the evaluation splits."""
+    """Softmax outputs, the logits they come from (as :func:`predict` returns
+    them, float32) and labels of one model on the evaluation splits."""
 
     probs: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
+    logits: dict[str, np.ndarray] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, model: nn.Module, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> "Outputs":
-        probs = {name: M.softmax(predict(model, x)) for name, (x, _) in splits.items()}
+        logits = {name: predict(model, x) for name, (x, _) in splits.items()}
+        probs = {name: M.softmax(z) for name, z in logits.items()}
         labels = {name: y.cpu().numpy() for name, (_, y) in splits.items()}
-        return cls(probs, labels)
+        return cls(probs, labels, {name: z.numpy() for name, z in logits.items()})
 
 
 def parameters_of(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -6,9 +6,11 @@ https://unlearning-challenge.github.io/assets/data/Machine_Unlearning_Metric.pdf
 and the scoring code released with it), vectorised with sorted counts instead
 of one boolean matrix per threshold.  Pure numpy; no model in sight.
 
-Inputs are two banks of *logit-scaled confidences* (``log p_y − log(1 − p_y)``)
-of the forget examples, shape ``[N models, |D_f|]``: one from N retrained
-models, one from N unlearned models.  Per forget example:
+Inputs are two banks of *logit-scaled confidences* (``log p_y − log(1 − p_y)``,
+computed from each model's logits exactly as the challenge's code does: see
+:func:`logit_scaled_confidence`) of the forget examples, shape
+``[N models, |D_f|]``: one from N retrained models, one from N unlearned
+models.  Per forget example:
 
 1. The *positive* distribution is whichever bank has the larger median
    (ties: the unlearned bank).
@@ -51,14 +53,21 @@ PEAKY_RATIO = 0.01      # a bank whose range is < 1% of the other's is "peaky"
 WINDOW_BUFFER = 2.0     # double-threshold search margin, in confidence units
 
 
-def logit_scaled_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``log p_y − log Σ_{j≠y} p_j`` per row (the LiRA / challenge scaling);
-    the complement is summed, not taken as 1 − p_y, to keep precision for
-    confident rows, and 1e-45 is added inside both logs as in the challenge."""
-    p = np.asarray(probs, dtype=np.float64)
-    is_label = np.arange(p.shape[1])[None, :] == np.asarray(labels)[:, None]
-    correct = p[is_label]
-    wrong = np.where(is_label, 0.0, p).sum(axis=1)
+def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``log p_y − log Σ_{j≠y} p_j`` per row of ``logits`` (the LiRA / challenge
+    scaling), with the challenge code's arithmetic step for step, so that the
+    values are bit-identical to it: the row maximum is subtracted and the
+    exponential taken in the logits' own dtype (float32 for a network), the
+    softmax normalised in float64, the wrong classes' probabilities summed (not
+    1 − p_y, which loses confident rows) and 1e-45 added inside both logs."""
+    z = np.array(logits, copy=True)
+    z -= np.max(z, axis=1, keepdims=True)
+    p = np.exp(z).astype(np.float64)
+    p /= np.sum(p, axis=1, keepdims=True)
+    rows, labels = np.arange(len(p)), np.asarray(labels)
+    correct = p[rows, labels]
+    p[rows, labels] = 0.0
+    wrong = np.sum(p, axis=1)
     return np.log(correct + 1e-45) - np.log(wrong + 1e-45)
 
 

@@ -211,6 +211,7 @@ def fit(
     after_epoch: Callable[[int, nn.Module], None] | None = None,
     checkpoint: Path | None = None,
     train_mode: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> FitResult:
     """Train ``model`` in place for ``cfg.epochs`` epochs over ``data``.
 
@@ -221,6 +222,11 @@ def fit(
     extra:       optional second stream (e.g. the forget set beside the retain
                  set), sliced alongside from its own permutation and cycled.
     params:      what the optimiser updates (default: every parameter).
+    optimizer:   an optimiser to use instead of a new one of ``cfg``'s kind
+                 (:func:`make_optimizer`), so that successive calls share its
+                 state (e.g. SGD momentum across SCRUB's phases); it updates
+                 its own parameters (``params`` is ignored) and this call sets
+                 its learning rate from ``cfg.lr`` and the schedule.
     before_step: called after ``backward()`` and before ``optimizer.step()``
                  (e.g. to mask gradients).
     checkpoint:  file for per-epoch resume state; loaded if present (with
@@ -244,15 +250,20 @@ def fit(
     n = len(data[0])
     if n == 0:
         raise ValueError("cannot train on an empty dataset")
-    if _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, after_epoch, augment):
+    if optimizer is None and _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, after_epoch, augment):
         model.sgd_limit(*data[:2])
         model.eval()
         with torch.no_grad():
             loss = float(loss_fn(model, data[:2]))
         return FitResult(steps=0, epochs=cfg.epochs, last_loss=loss, losses=[loss])
     device = data[0].device
-    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    optimizer = make_optimizer(params, cfg)
+    if optimizer is None:
+        params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+        optimizer = make_optimizer(params, cfg)
+    else:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for group in optimizer.param_groups:   # the schedule below starts from this call's lr
+            group["lr"] = group["initial_lr"] = cfg.lr
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -1,5 +1,6 @@
 """Loss-attack MIA and the retrain noise floor: known cases, and the real
 harness on the digits grid."""
+import inspect
 import math
 
 import numpy as np
@@ -17,9 +18,35 @@ def test_cross_entropy_loss_by_hand():
 def test_mia_loss_cv_separable_and_identical():
     rng = np.random.default_rng(0)
     # memorised forget samples (loss ~0) vs unseen test samples (loss ~2): the attack is always right
-    assert M.mia_loss_cv(rng.uniform(0, 0.1, 300), rng.uniform(1.5, 2.5, 300)) == pytest.approx(100.0)
+    assert M.mia_loss_cv(rng.uniform(0, 0.1, 100), rng.uniform(1.5, 2.5, 100)) == pytest.approx(100.0)
     # the same loss distribution on both sides: a coin flip
-    assert 38 <= M.mia_loss_cv(rng.exponential(1, 2000), rng.exponential(1, 2000)) <= 62
+    assert 40 <= M.mia_loss_cv(rng.exponential(1, 300), rng.exponential(1, 300)) <= 60
+
+
+def _one_subsample_score(forget, test, rng):
+    """The starting kit's score of one truncation subsample, with sklearn's own cross_val_score."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+
+    n = min(len(forget), len(test))
+    forget, test = rng.permutation(forget)[:n], rng.permutation(test)[:n]
+    x, y = np.concatenate([test, forget]).reshape(-1, 1), np.concatenate([np.zeros(n), np.ones(n)])
+    cv = StratifiedShuffleSplit(n_splits=10, random_state=0)
+    return 100.0 * cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy").mean()
+
+
+def test_mia_loss_cv_is_the_mean_over_its_truncation_subsamples():
+    rng = np.random.default_rng(2)
+    forget, test = rng.exponential(0.5, 150), rng.exponential(1.0, 400)     # partly separable
+    assert M.MIA_LOSS_DRAWS == 10
+    assert M.mia_loss_cv(forget, test, seed=3, draws=1) == _one_subsample_score(forget, test, np.random.default_rng(3))
+    stream = np.random.default_rng(3)
+    expected = np.mean([_one_subsample_score(forget, test, stream) for _ in range(4)])
+    assert M.mia_loss_cv(forget, test, seed=3, draws=4) == pytest.approx(expected, abs=1e-12)
+    # the draws differ (else averaging would be pointless); by default 10 are averaged
+    assert len({M.mia_loss_cv(forget, test, seed=s, draws=1) for s in range(3)}) > 1
+    assert inspect.signature(M.mia_loss_cv).parameters["draws"].default == M.MIA_LOSS_DRAWS
+    assert math.isnan(M.mia_loss_cv(forget[:9], test))
 
 
 def test_mia_loss_cv_balances_the_smaller_forget_set():
@@ -32,7 +59,7 @@ def test_mia_loss_cv_balances_the_smaller_forget_set():
     # and when the forget set is the larger side it is truncated to |test|, as in the starting kit
     assert 35 <= M.mia_loss_cv(rng.exponential(1, 900), rng.exponential(1, 100)) <= 65
     # deterministic: a fixed shuffle and fixed splits
-    assert M.mia_loss_cv(forget, test) == M.mia_loss_cv(forget, test)
+    assert M.mia_loss_cv(forget, test, draws=2) == M.mia_loss_cv(forget, test, draws=2)
 
 
 def test_mean_pairwise_and_floor_ratio_by_hand():

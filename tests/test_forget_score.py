@@ -9,13 +9,72 @@ from unlearnbench.harness import forget_score as FS
 
 
 def test_logit_scaled_confidence_by_hand():
-    p = np.array([[0.8, 0.15, 0.05], [0.25, 0.5, 0.25]])
+    logits = np.log(np.array([[0.8, 0.15, 0.05], [0.25, 0.5, 0.25]])) + 3.0    # any shift: same softmax
     y = np.array([0, 2])
     expected = [math.log(0.8 / 0.2), math.log(0.25 / 0.75)]
-    assert FS.logit_scaled_confidence(p, y) == pytest.approx(expected)
-    # a confident row keeps its precision: p_wrong = 1e-20 is not lost in 1 - p_y
-    p = np.array([[1 - 1e-20, 1e-20]])
-    assert FS.logit_scaled_confidence(p, np.array([0]))[0] == pytest.approx(math.log(1e20), rel=1e-9)
+    assert FS.logit_scaled_confidence(logits, y) == pytest.approx(expected)
+    # a confident row keeps its precision: p_wrong = e^-46 ≈ 1e-20 is not lost in 1 - p_y
+    assert FS.logit_scaled_confidence(np.array([[0.0, -46.0]]), np.array([0]))[0] == pytest.approx(46.0, rel=1e-9)
+    assert FS.logit_scaled_confidence(np.array([[0.0, -46.0]], dtype=np.float32), np.array([0]))[0] == \
+        pytest.approx(46.0, rel=1e-6)
+
+
+def challenge_confidence(logits, targets):
+    """The challenge's formula as its released metric code writes it
+    (``compute_logit_scaled_confidence``, adapted from LiRA), line for line."""
+    logits = logits.copy()
+    count = logits.shape[0]
+    logits -= np.max(logits, axis=1, keepdims=True)
+    probs = np.array(np.exp(logits), dtype=np.float64)
+    probs /= np.sum(probs, axis=1, keepdims=True)
+    prob_correct = probs[np.arange(count), targets[:count]]
+    probs[np.arange(count), targets[:count]] = 0
+    prob_wrong = np.sum(probs, axis=1)
+    return np.log(prob_correct + 1e-45) - np.log(prob_wrong + 1e-45)
+
+
+def probability_confidence(logits, labels):
+    """What this code computed before: from float64 softmax probabilities, not from the logits."""
+    p = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+    is_label = np.arange(p.shape[1])[None, :] == labels[:, None]
+    return np.log(p[is_label] + 1e-45) - np.log(np.where(is_label, 0.0, p).sum(axis=1) + 1e-45)
+
+
+def _float32_bank(rng, base, models):
+    return (base[None] + rng.normal(0, 1, (models,) + base.shape)).astype(np.float32)   # a network's logits
+
+
+def test_confidences_are_bit_identical_to_the_challenge_code_from_float32_logits():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 500)
+    logits = (rng.normal(0, 4, (500, 10)) * rng.choice([0.1, 1, 10, 40], (500, 1))).astype(np.float32)
+    logits[0, labels[0]] += 200                       # exp of the others underflows to 0 in float32
+    ours = FS.logit_scaled_confidence(logits, labels)
+    assert ours.dtype == np.float64 and np.array_equal(ours, challenge_confidence(logits, labels))
+    assert not np.array_equal(ours, probability_confidence(logits, labels))   # the old route differs
+    assert np.array_equal(FS.logit_scaled_confidence(logits.astype(np.float64), labels),
+                          challenge_confidence(logits.astype(np.float64), labels))
+
+
+def test_forget_scores_equal_the_challenge_codes_where_probabilities_round_differently():
+    """Banks of float32 logits (8 models, 20 examples): on these two (a search
+    over seeds 0-199 finds four whose ε differ, these two also in F) the
+    probability-based confidences land on the other side of a threshold and
+    change F; the logit-based ones are the challenge's, bit for bit."""
+    changed = 0
+    for seed in (25, 50):
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 10, 20)
+        base = rng.normal(0, 3, (20, 10))
+        base[np.arange(20), labels] += rng.normal(8, 3, 20)
+        unlearned, retrained = _float32_bank(rng, base, 8), _float32_bank(rng, base, 8)
+        bank = lambda conf, models: np.stack([conf(z, labels) for z in models])
+        for models in (unlearned, retrained):
+            assert np.array_equal(bank(FS.logit_scaled_confidence, models), bank(challenge_confidence, models))
+        ours = FS.forget_score(bank(FS.logit_scaled_confidence, unlearned), bank(FS.logit_scaled_confidence, retrained))
+        changed += ours != FS.forget_score(bank(probability_confidence, unlearned),
+                                           bank(probability_confidence, retrained))
+    assert changed == 2
 
 
 def test_points_buckets_by_hand():
@@ -75,8 +134,7 @@ def test_identical_distributions_score_about_0_18_not_1(num_models):
 
     def bank():
         logits = base[None] + rng.normal(0, 1, (num_models, n_examples, 10))
-        probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
-        return np.stack([FS.logit_scaled_confidence(p, labels) for p in probs])
+        return np.stack([FS.logit_scaled_confidence(z, labels) for z in logits])
 
     score = FS.forget_score(bank(), bank())
     assert 0.13 <= score <= 0.25, score
@@ -124,3 +182,27 @@ def test_vectorised_counts_equal_the_definition_evaluated_directly():
 
 def test_final_score_by_hand():
     assert FS.final_score(0.2, 90.0, 100.0, 80.0, 100.0) == pytest.approx(0.2 * 0.9 * 0.8)
+
+
+def test_a_bank_of_a_real_network_holds_the_challenge_codes_confidences():
+    """What the harness banks for a trained digits MLP: confidences from its
+    float32 logits, bit-identical to the challenge code on those logits."""
+    from unlearnbench.datasets import load_dataset
+    from unlearnbench.harness.evaluate import Outputs
+    from unlearnbench.harness.forgetting_quality import Bank
+    from unlearnbench.harness.models import InputSpec, build_model
+    from unlearnbench.methods import TrainConfig, cross_entropy, fit
+
+    ds = load_dataset("digits")
+    torch.manual_seed(0)
+    model = build_model("mlp", InputSpec.of(ds), {"hidden": (32,)})
+    x, y = ds.x_train[:600], ds.y_train[:600]
+    fit(model, cross_entropy, (x, y), TrainConfig(epochs=10, batch_size=32, lr=0.1), torch.Generator().manual_seed(0))
+    splits = {"retain": (x[:400], y[:400]), "forget": (x[400:], y[400:]), "test": (ds.x_test, ds.y_test)}
+    out = Outputs.of(model, splits)
+    assert out.logits["forget"].dtype == np.float32                   # as the network produced them
+    bank = Bank()
+    bank.add(out, 0.0)
+    expected = challenge_confidence(out.logits["forget"], y[400:].numpy())
+    assert np.array_equal(bank.matrix[0], expected)
+    assert bank.matrix[0].max() > 10                                  # confident rows are part of the check

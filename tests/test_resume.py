@@ -189,3 +189,107 @@ def test_reference_training_killed_mid_way_resumes_to_the_same_weights(tmp_path,
         a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     assert all(torch.equal(straight.theta0[k], resumed.theta0[k]) for k in straight.theta0)
+
+
+# ---- a shared optimiser and per-epoch label redraws resume exactly too ----
+
+def _shared_optimizer_training(stop_after=None):
+    """Two fit calls sharing one SGD optimiser (momentum carries over), as SCRUB's phases."""
+    from unlearnbench.methods._train import make_optimizer
+
+    data, extra = _problem()
+    model = _model()
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.05, momentum=0.9, schedule="constant")
+    optimizer = make_optimizer(list(model.parameters()), cfg)
+    generator = torch.Generator().manual_seed(7)
+    loss = lambda m, b, e=None: nn.functional.cross_entropy(m(b[0]), b[1])
+
+    def after_epoch(epoch, m):
+        if stop_after is not None and epoch + 1 == stop_after:
+            raise Interrupt
+    torch.manual_seed(123)
+    fit(model, loss, extra, cfg, generator, optimizer=optimizer)
+    fit(model, loss, data, cfg.replace(epochs=5, lr=0.02), generator, optimizer=optimizer, after_epoch=after_epoch)
+    return model
+
+
+def test_fit_with_a_shared_optimizer_resumes_to_identical_weights(tmp_path):
+    reference = _shared_optimizer_training()
+    with pytest.raises(Interrupt):
+        with auto_checkpoint(tmp_path):
+            _shared_optimizer_training(stop_after=3)
+    with auto_checkpoint(tmp_path) as auto:
+        resumed = _shared_optimizer_training()
+    assert auto.resumed_from == [3]
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_fit_keeps_a_passed_optimizers_state_and_sets_its_lr():
+    from unlearnbench.methods._train import make_optimizer
+
+    data, extra = _problem()
+    loss = lambda m, b, e=None: nn.functional.cross_entropy(m(b[0]), b[1])
+
+    def two_calls(momentum, shared, second_lr=0.02):
+        model = _model()
+        cfg = TrainConfig(epochs=1, batch_size=16, lr=0.05, momentum=momentum, schedule="constant")
+        optimizer = make_optimizer(list(model.parameters()), cfg)
+        generator = torch.Generator().manual_seed(7)
+        torch.manual_seed(123)
+        fit(model, loss, extra, cfg, generator, optimizer=optimizer if shared else None)
+        after_first = [p.detach().clone() for p in model.parameters()]
+        fit(model, loss, data, cfg.replace(lr=second_lr), generator, optimizer=optimizer if shared else None)
+        return after_first, list(model.parameters())
+
+    # without momentum SGD has no state: a shared optimiser trains exactly as fresh ones (lr taken from cfg)
+    _, shared = two_calls(0.0, True)
+    _, fresh = two_calls(0.0, False)
+    assert all(torch.equal(a, b) for a, b in zip(shared, fresh))
+    # with momentum the second call continues the first one's momentum
+    _, shared = two_calls(0.9, True)
+    _, fresh = two_calls(0.9, False)
+    assert any(not torch.equal(a, b) for a, b in zip(shared, fresh))
+    # the optimiser was built with lr 0.05; a call with lr 0 does not move the weights
+    after_first, final = two_calls(0.9, True, second_lr=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(after_first, final))
+
+
+def _random_relabel(generator_seed=7):
+    """RL (uniform labels, redrawn every epoch) on a small synthetic problem."""
+    from unlearnbench.methods import Context, Split, get_method
+
+    (x, y), (xf, yf) = _problem()
+    model = _model()
+    ctx = Context(model=model, original=None, retain=Split(x, y), forget=Split(xf, yf), val=Split(x[:0], y[:0]),
+                  theta0={}, make_model=_model, train_config=TrainConfig(batch_size=16), num_classes=3,
+                  device=torch.device("cpu"), generator=torch.Generator().manual_seed(generator_seed))
+    info = get_method("random_relabel")
+    torch.manual_seed(123)
+    return info.fn(ctx, info.resolve({"epochs": 6, "lr": 0.05}))
+
+
+def test_random_relabel_redraws_resume_to_identical_weights(tmp_path, monkeypatch):
+    from unlearnbench.methods import random_relabel as RL
+
+    reference = _random_relabel()
+
+    def interrupted_fit(*args, after_epoch=None, **kw):
+        def hook(epoch, model):
+            after_epoch(epoch, model)          # the labels of epoch 4 are drawn, then the job dies
+            if epoch + 1 == 3:
+                raise Interrupt
+        return fit(*args, after_epoch=hook, **kw)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RL, "fit", interrupted_fit)
+        with pytest.raises(Interrupt):
+            with auto_checkpoint(tmp_path):
+                _random_relabel()
+    with auto_checkpoint(tmp_path) as auto:
+        resumed = _random_relabel()
+    assert auto.resumed_from == [3]
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    other = _random_relabel(generator_seed=8)      # the labels (and order) come from the run's generator
+    assert any(not torch.equal(a, b) for a, b in zip(reference.state_dict().values(), other.state_dict().values()))

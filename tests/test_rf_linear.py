@@ -77,4 +77,6 @@ def test_rf_linear_runs_the_harness_grid(tmp_path):
     assert m["original"]["retain_acc"] == 100.0 and m["original"]["test_acc"] > 90
     # FT at the SGD limit cannot move: the original already interpolates the retain set
     assert m["finetune"]["param_dist"] == pytest.approx(m["original"]["param_dist"], rel=1e-9)
-    assert m["random_relabel"]["forget_acc"] < 10
+    # RL redraws its forget labels every epoch (SalUn's rule) with SalUn's SGD (momentum, weight decay): no fixed
+    # SGD limit, so it iterates, and moves the head
+    assert m["random_relabel"]["param_dist"] != pytest.approx(m["original"]["param_dist"], rel=1e-6)

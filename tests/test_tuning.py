@@ -35,10 +35,10 @@ def test_search_space_must_name_hyperparameters():
 def test_candidates_start_from_the_defaults_and_stay_in_the_space():
     info = get_method("gradient_ascent")
     draws = T.candidates(info, "class", 12, seed=5)
-    assert draws[0] == {"epochs": 5, "lr": 0.05}                 # the class scenario's registered default
+    assert draws[0] == {"epochs": 5, "lr": 1e-4}                 # the registered (SalUn README) default
     assert len(draws) == 12 and len({tuple(sorted(d.items())) for d in draws}) == 12
     for d in draws[1:]:
-        assert 1 <= d["epochs"] <= 10 and 0.001 <= d["lr"] <= 0.1
+        assert 1 <= d["epochs"] <= 10 and 1e-5 <= d["lr"] <= 0.1
     assert T.candidates(info, "class", 12, seed=5) == draws     # seeded
 
 
