@@ -33,7 +33,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.exactness:leaderboard_section"),
     ("Loss-attack MIA and the retrain noise floor", "unlearnbench.harness.floor:leaderboard_section"),
     ("Forgetting quality (NeurIPS 2023 challenge metric)", "unlearnbench.harness.forgetting_quality:leaderboard_section"),
-    ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning:leaderboard_section"),
+    ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning_report:leaderboard_section"),
 ]
 
 
