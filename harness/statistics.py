@@ -17,11 +17,13 @@ function of the records.
   separate two methods on 5 seeds, let alone after a multiplicity correction;
   the t-test can, at the price of assuming roughly normal per-seed
   differences.
-- **Uncertainty of the overall ranking** (:func:`bootstrap_mean_ranks`): the
-  mean over tables of each row's rank by its mean (lower is better), and a
-  95% percentile interval from a seeded bootstrap: each replicate draws the
-  tables with replacement and, inside every drawn table, its seeds with
-  replacement (one draw for all rows of the table, which keeps the pairing).
+- **Uncertainty of the overall ranking** (:func:`bootstrap_mean_rank`): the
+  mean over tables of each row's tied rank, and a 95% percentile interval
+  from a seeded bootstrap over the tables (each replicate draws the tables
+  with replacement).  The seeds' noise is already in the tied ranks; the
+  seeds are not resampled as well, because a resample repeats seeds, and
+  repeated pairs would make the paired test behind each tied rank
+  overconfident.
 """
 from __future__ import annotations
 
@@ -101,41 +103,22 @@ def tied_ranks(values: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     return np.where(np.isnan(means), np.nan, 1 + better)
 
 
-def mean_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks of the rows by their mean (1 = lowest; exact ties share the
-    better rank; NaN where a row has no value)."""
+def bootstrap_mean_rank(ranks, replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED,
+                        confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean rank of each row over the tables and its percentile interval.
+
+    ``ranks``: tables × rows, each table's (tied) ranks, NaN where a row did
+    not run.  Returns (mean rank, lower, upper): the mean over the tables a
+    row ran in, and the ``confidence`` percentile interval of that mean over
+    ``replicates`` replicates that draw the tables with replacement (a
+    replicate without any of a row's tables is left out for that row).
+    Seeded: the same ranks give the same interval."""
+    r = np.asarray(ranks, dtype=float)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN columns: rows without a value
-        means = np.nanmean(values, axis=-2)
-    return stats.rankdata(means, axis=-1, method="min", nan_policy="omit")
-
-
-def bootstrap_mean_ranks(tables: list[np.ndarray], replicates: int = BOOTSTRAP_REPLICATES,
-                         seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean rank of each row over the tables and its bootstrap interval.
-
-    ``tables``: one seeds × rows array per table (every array has the same
-    rows, in the same order; NaN where a row did not run or has no value for
-    a seed).  Returns (mean rank, lower, upper): the mean over the tables a row
-    has a value in of its rank by mean there, and the percentile interval of
-    that statistic over ``replicates`` replicates, each drawing the tables
-    with replacement and, inside each drawn table, the seeds with replacement
-    (the same seeds for every row).  Seeded: the same input gives the same
-    interval."""
-    n_rows = tables[0].shape[1] if tables else 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)    # all-NaN means: rows absent from a table
-        point = np.nanmean(np.array([mean_ranks(t) for t in tables]), axis=0) if tables else np.zeros(0)
-        rng = np.random.default_rng(seed)
-        per_table = []   # replicates × rows: each table's ranks under its own seed draws
-        for t in tables:
-            draw = rng.integers(0, t.shape[0], size=(replicates, t.shape[0]))
-            per_table.append(mean_ranks(t[draw]))                 # (replicates, seeds, rows) -> (replicates, rows)
-        per_table = np.stack(per_table, axis=1)                    # replicates × tables × rows
-        chosen = rng.integers(0, len(tables), size=(replicates, len(tables)))
-        resampled = np.take_along_axis(per_table, chosen[:, :, None], axis=1)
-        mean = np.nanmean(resampled, axis=1)                       # replicates × rows
+        warnings.simplefilter("ignore", RuntimeWarning)    # rows absent from every drawn table
+        point = np.nanmean(r, axis=0)
+        chosen = np.random.default_rng(seed).integers(0, r.shape[0], size=(replicates, r.shape[0]))
+        mean = np.nanmean(r[chosen], axis=1)                # replicates × rows
         tail = (1 - confidence) / 2 * 100
-        lower, upper = np.nanpercentile(mean, [tail, 100 - tail], axis=0) if replicates else (point, point)
-    return point, np.asarray(lower).reshape(n_rows), np.asarray(upper).reshape(n_rows)
+        lower, upper = np.nanpercentile(mean, [tail, 100 - tail], axis=0)
+    return point, lower, upper

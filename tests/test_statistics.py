@@ -79,36 +79,29 @@ def test_tied_ranks_with_missing_seeds_and_rows():
     assert one_seed[:2].tolist() == [1, 1]
 
 
-def test_mean_ranks():
-    values = np.array([[3.0, 1.0, 2.0, np.nan], [3.0, 1.0, 2.0, np.nan]])
-    assert S.mean_ranks(values)[:3].tolist() == [3, 1, 2] and np.isnan(S.mean_ranks(values)[3])
-    assert S.mean_ranks(np.array([[1.0, 1.0, 2.0]])).tolist() == [1, 1, 3]
+def test_bootstrap_of_identical_tables_has_no_width():
+    ranks = np.array([[1, 3, 2]] * 4)
+    point, low, high = S.bootstrap_mean_rank(ranks, replicates=200)
+    assert point.tolist() == low.tolist() == high.tolist() == [1, 3, 2]
 
 
-def test_bootstrap_of_a_ranking_without_noise_has_no_width():
-    """Identical tables and seeds: every replicate gives the same ranks."""
-    table = np.tile([[0.5, 2.0, 1.0]], (5, 1))
-    point, low, high = S.bootstrap_mean_ranks([table, table, table], replicates=200)
-    assert point.tolist() == [1, 3, 2] and low.tolist() == [1, 3, 2] and high.tolist() == [1, 3, 2]
-
-
-def test_bootstrap_interval_covers_table_disagreement_and_is_seeded():
-    rng = np.random.default_rng(1)
-    first = np.stack([rng.normal(1, 0.1, 5), rng.normal(2, 0.1, 5), rng.normal(9, 0.1, 5)], axis=1)
-    second = np.stack([rng.normal(2, 0.1, 5), rng.normal(1, 0.1, 5), rng.normal(9, 0.1, 5)], axis=1)
-    noisy = np.stack([rng.normal(1, 3, 5), rng.normal(1, 3, 5), rng.normal(9, 0.1, 5)], axis=1)
-    point, low, high = S.bootstrap_mean_ranks([first, second, noisy], replicates=500, seed=3)
-    assert point[2] == 3 and low[2] == high[2] == 3                    # always last
-    assert low[0] == low[1] == 1 and high[0] == high[1] == 2           # the first two swap places
-    assert all(low <= point) and all(point <= high)
-    again = S.bootstrap_mean_ranks([first, second, noisy], replicates=500, seed=3)
+def test_bootstrap_interval_by_hand_and_seeded():
+    """Two tables where rows 0 and 1 swap places: a replicate draws (t0, t0),
+    (t0, t1), (t1, t0) or (t1, t1), so row 0's mean rank is 1, 1.5 or 2 with
+    probabilities 1/4, 1/2, 1/4; its 95% interval is [1, 2] and row 2,
+    always last, has none."""
+    ranks = np.array([[1, 2, 3], [2, 1, 3]])
+    point, low, high = S.bootstrap_mean_rank(ranks, replicates=4000, seed=3)
+    assert point.tolist() == [1.5, 1.5, 3] and low.tolist() == [1, 1, 3] and high.tolist() == [2, 2, 3]
+    chosen = np.random.default_rng(3).integers(0, 2, size=(4000, 2))
+    row0 = ranks[chosen, 0].mean(axis=1)
+    assert np.mean(row0 == 1.5) == pytest.approx(0.5, abs=0.03)         # the draws are what we think
+    again = S.bootstrap_mean_rank(ranks, replicates=4000, seed=3)
     assert all(np.array_equal(x, y) for x, y in zip((point, low, high), again))
 
 
 def test_bootstrap_rows_missing_from_a_table():
-    """A row that ran in one table only is ranked there only."""
-    table = np.array([[1.0, 2.0, 3.0]] * 4)
-    partial = table.copy()
-    partial[:, 2] = np.nan                   # row 2 did not run here
-    point, low, high = S.bootstrap_mean_ranks([table, partial], replicates=300)
-    assert point.tolist() == [1, 2, 3] and low.tolist() == [1, 2, 3] and high.tolist() == [1, 2, 3]
+    """A row that ran in one table only is averaged over that table only."""
+    ranks = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, np.nan]])
+    point, low, high = S.bootstrap_mean_rank(ranks, replicates=300)
+    assert point.tolist() == low.tolist() == high.tolist() == [1, 2, 3]
