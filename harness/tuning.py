@@ -290,7 +290,8 @@ def command(args) -> int:
     folder = Path(args.presets) if args.presets else presets_dir(True)
     url = args.storage or default_storage(grid.out)
     if args.dry_run:
-        storage = open_storage(url) if args.storage or Path(grid.out, "tuning", "studies.db").is_file() else None
+        new_file = url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file()
+        storage = None if new_file else open_storage(url)     # a dry run creates no database
         for study in studies:
             have = 0
             if storage is not None and study.name in {s.study_name for s in storage.get_all_studies()}:
