@@ -106,9 +106,13 @@ def format_cell(mean: float, half: float, metric: str) -> str:
     there is no interval (one seed)."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
-    small = metric in ("param_dist", "param_dist_rel", "js_forget", "param_dist_floor_ratio", "time_s")
-    number = lambda x, digits: (f"{x:.{digits}g}" if x >= 1e-3 or x == 0 else f"{x:.{digits - 1}e}") if small \
-        else f"{x:.{1 if metric == 'rte' else 2}f}"          # noqa: E731
+    def number(x: float, digits: int) -> str:
+        if metric not in ("param_dist", "param_dist_rel", "js_forget", "param_dist_floor_ratio", "time_s"):
+            return f"{x:.{1 if metric == 'rte' else 2}f}"
+        if x >= 10 ** digits:
+            return f"{x:.0f}"
+        return f"{x:.{digits}g}" if x >= 1e-3 or x == 0 else f"{x:.{digits - 1}e}"
+
     body = number(mean, 3) + ("×" if metric == "rte" else "")
     return body if half is None or math.isnan(half) else f"{body} ± {number(half, 2)}"
 

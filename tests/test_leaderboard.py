@@ -97,6 +97,7 @@ def test_cells_carry_the_student_t_interval_over_seeds(records):
     assert row["test_acc_ci95"] == pytest.approx((high - low) / 2)
     assert L.format_cell(12.345, 1.4, "test_acc") == "12.35 ± 1.40" and L.format_cell(12.345, np.nan, "test_acc") == "12.35"
     assert L.format_cell(3.2, 0.45, "rte") == "3.2× ± 0.5" and L.format_cell(0.00012, 0.00003, "param_dist") == "1.20e-04 ± 3.0e-05"
+    assert L.format_cell(192.4, 401.7, "time_s") == "192 ± 402" and L.format_cell(0.0491, 0.0035, "time_s") == "0.0491 ± 0.0035"
 
 
 def _record(method: str, seed: int, gap: float) -> dict:
