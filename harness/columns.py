@@ -6,7 +6,7 @@ table, and how variants of one method are told apart."""
 TABLE_KEYS = ["dataset", "model", "scenario_kind", "ratio", "forget_class", "train_subset", "test_subset"]
 METRICS = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc", "test_acc_forget_class",
            "test_acc_other_classes", "mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel",
-           "js_forget", "avg_gap", "avg_gap_muso", "time_s", "rte"]
+           "js_forget", "avg_gap", "avg_gap_muso", "param_dist_floor_ratio", "time_s", "rte"]
 REFERENCE_ORDER = {"original": 0, "retrain": 1}
 
 

@@ -23,7 +23,7 @@ from .presets import tuned_values
 from .spec import SCENARIOS, RunSpec, Scenario
 from .tomlio import tomllib
 
-DEFAULT_SEEDS = (0, 1, 2)
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
 
 @dataclass

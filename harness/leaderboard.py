@@ -1,10 +1,13 @@
 """Records → ``summary.csv`` and ``leaderboard.md``.
 
 A short header (what was run, how to reproduce it, every metric's definition
-and direction), an overall ranking (mean rank by Avg. Gap across tables), one
-table per dataset × model × scenario — Original and Retrain first, then
-methods ranked by Avg. Gap, every metric as mean ± std over seeds, the best
-value of each metric in bold — and links to the figures (harness/figures.py).
+and direction), an overall ranking (mean rank by Avg. Gap across tables,
+with its bootstrap interval, and beside it the rankings by Gap-MUSO and the
+parameter-space floor ratio), one table per dataset × model × scenario —
+Original and Retrain first, then methods by Avg. Gap with their rank with ties (a paired
+test over seeds, harness/statistics.py), every metric as mean ± the
+half-width of its 95% interval over seeds, the best value of each metric in
+bold — and links to the figures (harness/figures.py).
 The output is a pure function of the records (no clock, no machine, no file
 system), so the committed leaderboard can be checked against regeneration.
 """
@@ -19,8 +22,10 @@ import pandas as pd
 
 from .columns import METRICS, REFERENCE_ORDER, TABLE_KEYS, variant_label
 from .figure_plan import plan_figures
+from . import ranking as R
 from .metrics import DEFINITIONS
 from .records import RecordStore, write_text_atomic
+from .statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_interval
 
 REGENERATE = "unlearnbench leaderboard"
 RANK_METRIC = "avg_gap"       # the overall ranking: mean rank by Avg. Gap across tables
@@ -33,7 +38,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.exactness:leaderboard_section"),
     ("Loss-attack MIA and the retrain noise floor", "unlearnbench.harness.floor:leaderboard_section"),
     ("Forgetting quality (NeurIPS 2023 challenge metric)", "unlearnbench.harness.forgetting_quality:leaderboard_section"),
-    ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning:leaderboard_section"),
+    ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning_report:leaderboard_section"),
 ]
 
 
@@ -68,7 +73,9 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and seed count of every metric per table × method (ok runs)."""
+    """Mean, std, the half-width of the 95% Student-t interval of the mean
+    (``_ci95``) and seed count of every metric per table × method (ok runs),
+    and the method rows' tied ranks (``rank_avg_gap`` ...; ranking.py)."""
     ok = df[df["status"] == "ok"]
     if ok.empty:
         return pd.DataFrame()
@@ -79,28 +86,35 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     for m in METRICS:
         summary[f"{m}_mean"] = grouped[m].mean()
         summary[f"{m}_std"] = grouped[m].std(ddof=0)
+        summary[f"{m}_ci95"] = grouped[m].agg(lambda x: t_interval(x)[1])
     for k in ("n_retain", "n_forget", "n_test"):
         if k in ok:
             summary[k] = grouped[k].first()
     summary = summary.reset_index()
+    summary["table"] = [table_label(r) for _, r in summary.iterrows()]
+    runs = ok[~ok["method"].isin(list(REFERENCE_ORDER))]
+    runs = runs.assign(table=[table_label(r) for _, r in runs.iterrows()])
+    summary = summary.merge(R.tied_rank_frame(runs), on=["table", "method", "variant"], how="left")
     summary["order"] = summary["method"].map(REFERENCE_ORDER).fillna(2)
     summary = summary.sort_values(["dataset", "model", "scenario_kind", "ratio", "forget_class",
                                    "order", "avg_gap_mean", "method", "variant"], na_position="last")
-    return summary.drop(columns="order").reset_index(drop=True)
+    return summary.drop(columns=["order", "table"]).reset_index(drop=True)
 
 
-def format_cell(mean: float, std: float, metric: str) -> str:
+def format_cell(mean: float, half: float, metric: str) -> str:
+    """``mean ± half`` (the half-width of its interval); the mean alone when
+    there is no interval (one seed)."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
-    if metric == "rte":
-        return f"{mean:.1f}×"
-    if metric in ("param_dist", "param_dist_rel", "js_forget"):
-        body = f"{mean:.3g}" if mean >= 1e-3 or mean == 0 else f"{mean:.2e}"
-        spread = f"{std:.2g}" if std >= 1e-3 or std == 0 else f"{std:.1e}"
-        return f"{body} ± {spread}"
-    if metric == "time_s":
-        return f"{mean:.3g}"
-    return f"{mean:.2f} ± {std:.2f}"
+    def number(x: float, digits: int) -> str:
+        if metric not in ("param_dist", "param_dist_rel", "js_forget", "param_dist_floor_ratio", "time_s"):
+            return f"{x:.{1 if metric == 'rte' else 2}f}"
+        if x >= 10 ** digits:
+            return f"{x:.0f}"
+        return f"{x:.{digits}g}" if x >= 1e-3 or x == 0 else f"{x:.{digits - 1}e}"
+
+    body = number(mean, 3) + ("×" if metric == "rte" else "")
+    return body if half is None or math.isnan(half) else f"{body} ± {number(half, 2)}"
 
 
 def _scenario_label(row) -> str:
@@ -152,44 +166,53 @@ def best_rows(rows: pd.DataFrame, metric: str) -> set:
     return set() if best.all() else set(score.index[best])
 
 
-def table_ranks(summary: pd.DataFrame) -> pd.DataFrame:
+def table_ranks(summary: pd.DataFrame, metric: str = RANK_METRIC) -> pd.DataFrame:
     """Method rows (references excluded) with their ``table`` label and
-    ``rank`` inside it by mean Avg. Gap (1 = best, ties share the better rank)."""
-    rows = summary[~summary["method"].isin(list(REFERENCE_ORDER)) & summary[f"{RANK_METRIC}_mean"].notna()].copy()
+    ``rank`` inside it by ``metric``: 1 + the number of rows the paired test
+    over seeds finds significantly better (ties share a rank)."""
+    rows = summary[~summary["method"].isin(list(REFERENCE_ORDER))].copy()
+    rows = rows[rows[R.rank_column(metric)].notna()] if R.rank_column(metric) in rows else rows.iloc[:0]
     if rows.empty:
         return rows.assign(table=[], rank=[])
     rows["table"] = [table_label(r) for _, r in rows.iterrows()]
-    rows["rank"] = rows.groupby(TABLE_KEYS, dropna=False)[f"{RANK_METRIC}_mean"].rank(method="min")
+    rows["rank"] = rows[R.rank_column(metric)]
     return rows
 
 
-def overall_ranking(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per method (and variant): mean rank across the tables it ran
-    in, their number, and its rank in each (columns named by table label,
-    in the order of the results section)."""
-    ranks = table_ranks(summary)
-    if ranks.empty:
-        return pd.DataFrame()
-    tables = list(dict.fromkeys(ranks["table"]))
-    wide = ranks.pivot_table(index=["method", "variant"], columns="table", values="rank", aggfunc="first")
-    out = pd.DataFrame({
-        "mean_rank": ranks.groupby(["method", "variant"])["rank"].mean(),
-        "tables": ranks.groupby(["method", "variant"])["rank"].size(),
-        "community": ranks.groupby(["method", "variant"])["community"].any(),
-    }).join(wide[tables]).reset_index()
-    out = out.sort_values(["mean_rank", "tables", "method", "variant"], ascending=[True, False, True, True])
-    out.insert(0, "overall", out["mean_rank"].rank(method="min").astype(int))
-    return out.reset_index(drop=True)
+def overall_ranking(summary: pd.DataFrame, metric: str = RANK_METRIC) -> pd.DataFrame:
+    """One row per method (and variant): its mean rank by ``metric`` across
+    the tables it ran in, the 95% bootstrap interval of that mean (``low``,
+    ``high``), their number, and its rank in each (columns named by table
+    label, in the order of the results section)."""
+    return R.overall(table_ranks(summary, metric), metric)
 
 
 def ranking_markdown(ranking: pd.DataFrame) -> str:
-    tables = [c for c in ranking.columns if c not in ("overall", "method", "variant", "mean_rank", "tables", "community")]
-    lines = ["| # | method | mean rank | tables | " + " | ".join(tables) + " |",
-             "|" + "---|" * (4 + len(tables))]
+    tables = [c for c in ranking.columns
+              if c not in ("overall", "method", "variant", "mean_rank", "low", "high", "tables", "community")]
+    lines = ["| # | method | mean rank | 95% interval | tables | " + " | ".join(tables) + " |",
+             "|" + "---|" * (5 + len(tables))]
     for _, r in ranking.iterrows():
         cells = ["—" if pd.isna(r[t]) else str(int(r[t])) for t in tables]
-        lines.append(f"| {r['overall']} | {method_label(r)} | {r['mean_rank']:.2f} | {int(r['tables'])} | "
-                     + " | ".join(cells) + " |")
+        lines.append(f"| {r['overall']} | {method_label(r)} | {r['mean_rank']:.2f} | {R.interval(r['low'], r['high'])} "
+                     f"| {int(r['tables'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def side_by_side_markdown(summary: pd.DataFrame) -> str:
+    """Mean rank (95% interval) and position by each measure in R.RANKED, in
+    the order of the Avg. Gap ranking."""
+    rankings = {m: overall_ranking(summary, m) for m in R.RANKED}
+    order = rankings[RANK_METRIC]
+    lines = ["| method | " + " | ".join(DEFINITIONS[m].column for m in R.RANKED) + " |", "|" + "---|" * (1 + len(R.RANKED))]
+    for _, row in order.iterrows():
+        cells = []
+        for m in R.RANKED:
+            hit = rankings[m][(rankings[m]["method"] == row["method"]) & (rankings[m]["variant"] == row["variant"])] \
+                if not rankings[m].empty else rankings[m]
+            cells.append("—" if hit.empty else f"#{hit['overall'].iloc[0]} · {hit['mean_rank'].iloc[0]:.2f} "
+                         f"({R.interval(hit['low'].iloc[0], hit['high'].iloc[0])})")
+        lines.append(f"| {method_label(row)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -200,7 +223,7 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
         metrics += ["test_acc_forget_class", "test_acc_other_classes"]
     metrics += ["mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel", "js_forget",
                 "avg_gap", "avg_gap_muso", "time_s", "rte"]
-    header = ["method"] + [DEFINITIONS[m].column for m in metrics] + ["seeds"]
+    header = ["method", "rank"] + [DEFINITIONS[m].column for m in metrics] + ["seeds"]
     lines = [f"### {table_label(first)}", ""]
     sizes = [f"|D_r| = {int(first['n_retain'])}", f"|D_f| = {int(first['n_forget'])}",
              f"|test| = {int(first['n_test'])}"] if "n_retain" in first and not pd.isna(first["n_retain"]) else []
@@ -214,9 +237,11 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
         name = method_label(r)
         if r["method"] in REFERENCE_ORDER:
             name = f"**{name}**"
-        cells = [format_cell(r[f"{m}_mean"], r[f"{m}_std"], m) for m in metrics]
+        cells = [format_cell(r[f"{m}_mean"], r[f"{m}_ci95"], m) for m in metrics]
         cells = [f"**{c}**" if i in best[m] else c for c, m in zip(cells, metrics)]
-        lines.append("| " + " | ".join([name] + cells + [str(int(r["n_seeds"]))]) + " |")
+        rank = r.get(R.rank_column(RANK_METRIC))
+        rank = "ref" if r["method"] in REFERENCE_ORDER else "—" if pd.isna(rank) else str(int(rank))
+        lines.append("| " + " | ".join([name, rank] + cells + [str(int(r["n_seeds"]))]) + " |")
     bad = statuses[statuses["status"] != "ok"]
     for (method, status), g in bad.groupby(["method", "status"]):
         seeds = ", ".join(str(s) for s in sorted(g["seed"]))
@@ -258,12 +283,18 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
         "**Reproduce.** `make benchmark` (or `unlearnbench run`, the preset `configs/default.toml`) reruns the "
         "default tables from scratch; `unlearnbench run --config NAME` runs the preset `configs/NAME.toml`; "
         f"a community submission (a linked name) is rerun by the command in its `{COMMUNITY}/<name>/README.md`.", "",
-        "**Reading the tables.** Every number is a mean ± standard deviation (ddof 0) over seeds; `seeds` counts "
-        "them.  Each seed fixes θ₀, the forget set and the data order; the Retrain reference starts from the "
-        "same θ₀ as the Original, with identical hyperparameters.  Rows: **original** and **retrain** first, "
-        "then methods by Avg. Gap (SalUn convention, lower is better).  A **bold** value is the best of its "
-        "column among the methods, by the metric's direction below: nearest to Retrain's value for the "
-        "\"closer to Retrain\" metrics, else the highest or lowest.", "",
+        "**Reading the tables.** Every number is a mean over seeds ± the half-width of its 95% interval: "
+        "mean ± t₀.₉₇₅,ₙ₋₁ · s/√n (Student t, s the standard deviation over the n seeds, ddof 1; a single seed "
+        "gives the mean alone); `seeds` counts them.  Each seed fixes θ₀, the forget set and the data order; the "
+        "Retrain reference starts from the same θ₀ as the Original, with identical hyperparameters.  Rows: "
+        "**original** and **retrain** first, then methods by mean Avg. Gap (SalUn convention, lower is better).  "
+        "`rank`: 1 + the number of methods whose Avg. Gap is significantly lower, by a "
+        f"{TEST_NAME} at α = {ALPHA}; methods the seeds cannot separate share a rank, and a method whose seeds "
+        "disagree can keep rank 1 below better means (nothing is significantly better than it).  The test is paired because a seed gives every method the same "
+        "θ₀, forget set and references; Wilcoxon's signed-rank test cannot reach p < 0.05 on 5 seeds (its "
+        "smallest two-sided p is 2/2⁵ = 0.0625).  A **bold** value is the best mean of its column among the "
+        "methods, by the metric's direction below: nearest to Retrain's value for the \"closer to Retrain\" "
+        "metrics, else the highest or lowest.", "",
         "## Metrics", "", definitions_markdown(),
     ]
     return parts
@@ -283,8 +314,16 @@ def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
         if not ranking.empty:
             n_tables = len(summary.groupby(TABLE_KEYS, dropna=False))
             parts += ["## Overall ranking", "",
-                      f"Rank of each method by Avg. Gap in each of the {n_tables} tables below (1 = closest to "
-                      "Retrain), and their mean over the tables the method ran in.", "", ranking_markdown(ranking)]
+                      f"Rank of each method by Avg. Gap in each of the {n_tables} tables below (with ties: see "
+                      "*Reading the tables*), their mean over the tables the method ran in, and the 95% interval "
+                      f"of that mean from a seeded bootstrap over the tables ({BOOTSTRAP_REPLICATES:,} replicates, "
+                      "percentiles; the seeds' noise is already in the tied ranks).  Methods whose intervals "
+                      "overlap are not clearly ordered.", "", ranking_markdown(ranking),
+                      "### By Avg. Gap, Gap-MUSO and the parameter-space floor ratio", "",
+                      "The same ranking by three measures (lower is better for each): SalUn's Avg. Gap, MUSO's "
+                      "(over TA, FA and MIA-ent) and ‖θ−θr‖/floor, the distance to Retrain in parameter space in "
+                      "units of the retrain noise floor (only tables with extra retrains).  Each cell: position · "
+                      "mean rank (95% interval).", "", side_by_side_markdown(summary)]
         parts += ["## Results", ""]
         for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):
             mask = np.ones(len(df), dtype=bool)

@@ -294,7 +294,7 @@ def comparison(out, sub_name: str, specs) -> str:
         for i, r in rows.iterrows():
             rank = "ref" if r["method"] in REFERENCE_ORDER else f"{ranks[i]:.0f}" if i in ranks.index else "—"
             table.append(["→" if r["method"] == sub_name else "", rank, method_label(r, link=False)]
-                         + [format_cell(r[f"{m}_mean"], r[f"{m}_std"], m) for m in COMPARE_METRICS])
+                         + [format_cell(r[f"{m}_mean"], r[f"{m}_ci95"], m) for m in COMPARE_METRICS])
         widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
         n_methods = int((~rows["method"].isin(list(REFERENCE_ORDER))).sum())
         own = [f"rank {ranks[i]:.0f} of {n_methods}" + (f" ({r['variant']})" if r["variant"] else "")

@@ -65,6 +65,21 @@ class SlurmOptions:
     sbatch: dict = field(default_factory=dict)   # any other sbatch option, e.g. {"account": "lab"}
     setup: list = field(default_factory=list)    # shell lines run before the task, e.g. "module load cuda"
 
+    @classmethod
+    def from_args(cls, args) -> "SlurmOptions":
+        """The options of ``add_executor_options`` on a command line, checked."""
+        sbatch = {}
+        for item in args.sbatch or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"--sbatch {item!r}: expected KEY=VALUE, e.g. account=mylab")
+            sbatch[key.strip().lstrip("-")] = value
+        options = cls(partition=args.partition, time_min=args.time_min, cpus_per_task=args.cpus_per_task,
+                      gpus_per_task=args.gpus_per_task, mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
+                      signal_delay_s=args.signal_delay_s, sbatch=sbatch, setup=args.setup or [])
+        options.validate()
+        return options
+
     def validate(self) -> None:
         if self.time_min < 2:
             raise UsageError(f"--time {self.time_min}: need at least 2 minutes (submitit signals the job "
@@ -210,7 +225,8 @@ def new_sweep_dir(out: str) -> Path:
     return Path(out) / "sweeps" / f"{stamp}-{os.getpid()}"
 
 
-def _executor(folder: Path, options: SlurmOptions, name: str, dependency: str | None = None):
+def slurm_executor(folder: Path, options: SlurmOptions, name: str, dependency: str | None = None):
+    """A submitit executor for Slurm job arrays with ``options``."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=options.max_timeouts)
@@ -224,7 +240,7 @@ def _executor(folder: Path, options: SlurmOptions, name: str, dependency: str | 
 def sbatch_lines(options: SlurmOptions, name: str, n_tasks: int, dependency: str | None = None) -> list[str]:
     """The #SBATCH lines submitit writes for a stage (for --dry-run)."""
     with tempfile.TemporaryDirectory() as tmp:
-        executor = _executor(Path(tmp) / "%j", options, name, dependency)
+        executor = slurm_executor(Path(tmp) / "%j", options, name, dependency)
         text = executor._executor._make_submission_file_text("<task>", "<uid>")
     lines = [line for line in text.splitlines() if line.startswith("#SBATCH")
              and not line.startswith(("#SBATCH --output", "#SBATCH --error"))]
@@ -283,7 +299,7 @@ def submit(plan: Plan, settings: Settings, options: SlurmOptions, sweep_dir: Pat
     for stage, tasks in (("references", plan.reference_tasks), ("runs", plan.run_tasks)):
         if not tasks:
             continue
-        executor = _executor(folder, options, f"unlearnbench-{stage}", dependency if stage == "runs" else None)
+        executor = slurm_executor(folder, options, f"unlearnbench-{stage}", dependency if stage == "runs" else None)
         try:
             with executor.batch():
                 jobs = [executor.submit(SweepTask(stage, [s.to_config() for s in runs], settings))

@@ -2,11 +2,12 @@
 
 A method declares what may be tuned next to its code
 (``register_method(..., search_space={"lr": LogUniform(1e-3, 0.1), ...})``).
-For each table (dataset × model × scenario) the tuner evaluates
-``trials`` configurations — trial 0 is the method's registered defaults,
-the rest are drawn from its space with a seeded sampler — and keeps the one
-with the lowest Avg. Gap on a **validation protocol** that never touches the
-test set:
+Each method × table (dataset × model × scenario) is one Optuna study
+(harness/study.py: seeded TPE, stored in an SQLite file under the results
+folder or at an RDB URL, workers in parallel as local processes or Slurm
+array tasks) that runs until it has ``trials`` complete trials — trial 0 is
+the method's registered defaults — and keeps the one with the lowest Avg.
+Gap on a **validation protocol** that never touches the test set:
 
 - its own seeds (default 100 and 101, disjoint from the benchmark's 0-2), so
   θ₀, the forget set and both references differ from the benchmark's;
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
+import os
 import sys
 import time
 from pathlib import Path
@@ -69,60 +70,173 @@ def write_preset(folder: Path, dataset: str, model: str, label: str, method: str
     return path
 
 
-# ---- the search -----------------------------------------------------------------
+# ---- the studies --------------------------------------------------------------
 
 def describe_space(space: dict) -> str:
     return "; ".join(f"{k}: {v}" for k, v in space.items())
 
 
-def candidates(info, scenario_kind: str, trials: int, seed: int) -> list[dict]:
-    """``trials`` distinct configurations of the searched hyperparameters:
-    the registered defaults first, then seeded random draws."""
-    defaults = info.defaults(scenario_kind)
-    out = [{k: defaults[k] for k in info.search_space}]
-    rng = random.Random(seed)
-    for _ in range(100 * trials):
-        if len(out) >= trials:
-            break
-        draw = {k: dist.sample(rng) for k, dist in info.search_space.items()}
-        if draw not in out:
-            out.append(draw)
-    return out
+def default_storage(out) -> str:
+    """The SQLite file of a results folder's studies."""
+    return f"sqlite:///{(Path(out) / 'tuning' / 'studies.db').resolve()}"
 
 
-def tune_table(harness, grid, method: str, table, trials: int, seeds, log=lambda msg: None) -> dict:
-    """Search one method's space in one table (dataset, model, Scenario);
-    returns the trials and the winner."""
+def trial_grid(grid, study_or_table, method: str, seeds, values: dict):
+    """The grid of one configuration: its table, its method, the tuning seeds."""
+    dataset, model, scenario = study_or_table
+    kind = {"random": {"ratios": [scenario.ratio]}, "class": {"classes": [scenario.forget_class]},
+            "subclass": {"subclasses": [scenario.forget_class]}}[scenario.kind]
+    return dataclasses.replace(grid, datasets=[dataset], models=[model], scenarios=[scenario.kind],
+                               methods=[method], seeds=list(seeds), method_args={method: values} if values else {},
+                               floor_retrains=0, tuned=False, **kind)
+
+
+def make_studies(grid, methods: list[str], seeds, budget: int) -> list:
+    """One study per method × table.  Its name says what it tunes and ends
+    with a hash of everything its trials depend on (the tuning runs'
+    identities at the defaults, the space, the budget): change any of them
+    and the rerun starts a new study instead of mixing two objectives."""
     from unlearnbench.methods import get_method
 
     from .config import expand
-    from .spec import derive_seed
+    from .spec import stable_hash
+    from .study import Study, distributions
 
-    dataset, model, scenario = table
-    info = get_method(method)
-    kind_options = ({"ratios": [scenario.ratio]} if scenario.kind == "random" else {"classes": [scenario.forget_class]})
-    history = []
-    draws = candidates(info, scenario.kind, trials, derive_seed(0, "tune", dataset, model, scenario.label, method))
-    for i, values in enumerate(draws):
-        trial_grid = dataclasses.replace(grid, datasets=[dataset], models=[model], scenarios=[scenario.kind],
-                                         methods=[method], seeds=list(seeds), method_args={method: values},
-                                         floor_retrains=0, tuned=False, **kind_options)
+    tables = tables_of(grid, methods[0]) if methods else []
+    studies = []
+    for method in methods:
+        info = get_method(method)
+        for dataset, model, scenario in tables:
+            defaults = info.defaults(scenario.kind)
+            searched = {k: defaults[k] for k in info.search_space}
+            specs = expand(trial_grid(grid, (dataset, model, scenario), method, seeds, searched))
+            ident = stable_hash([[s.identity() for s in specs], describe_space(info.search_space), budget])
+            studies.append(Study(name=f"{dataset}/{model}/{scenario.label}/{method}/{budget} trials/{ident[:12]}",
+                                 method=method, dataset=dataset, model=model, scenario=scenario,
+                                 target=budget if info.search_space else 1, defaults=searched,
+                                 space=distributions(info.search_space, defaults)))
+    return studies
+
+
+def evaluator(harness, grid, seeds):
+    """``evaluate(study, values)``: mean Avg. Gap of one configuration over
+    the tuning seeds (a run that fails or diverges scores inf)."""
+    from .config import expand
+
+    def evaluate(study, values: dict) -> tuple[float, dict]:
         gaps, failures = [], []
-        for spec in expand(trial_grid):
+        table = (study.dataset, study.model, study.scenario)
+        for spec in expand(trial_grid(grid, table, study.method, seeds, values)):
             record = harness.run(spec)
             gaps.append(record["metrics"][OBJECTIVE] if record["status"] == "ok" else math.inf)
-            if record["status"] != "ok":   # a diverging candidate scores inf; say why
+            if record["status"] != "ok":
                 failures.append(f"seed {spec.seed} {record['status']}: {record.get('message')}")
-        gap = sum(gaps) / len(gaps)
-        history.append({"trial": i, OBJECTIVE: round(gap, 4) if math.isfinite(gap) else gap, **values})
-        log(f"  {method} {dataset}/{model} {scenario.label} trial {i + 1}/{len(draws)}: "
-            f"{', '.join(f'{k}={v}' for k, v in values.items())} -> {OBJECTIVE} {gap:.3f}"
-            + "".join(f"\n      {f}" for f in failures))
-    best = min(range(len(history)), key=lambda i: (history[i][OBJECTIVE], i))
-    if not math.isfinite(history[best][OBJECTIVE]):
-        raise RuntimeError(f"tuning {method} on {dataset}/{model} {scenario.label}: every trial failed "
-                           f"(last: {failures[-1] if failures else 'no run'}); no preset written")
-    return {"best": {k: history[best][k] for k in info.search_space}, "best_trial": best, "history": history}
+        return sum(gaps) / len(gaps), {"per_seed": [round(g, 4) for g in gaps], "failures": failures}
+
+    return evaluate
+
+
+def publish(storage, study, presets, seeds, budget: int, sampler_seed: int) -> str:
+    """Write a complete study's winner and history into its presets file;
+    returns a one-line summary."""
+    import optuna
+
+    from unlearnbench.methods import get_method
+
+    from .study import result, startup_trials
+
+    r = result(storage, study, OBJECTIVE)
+    c = r["counts"]
+    if r["best"] is None or not math.isfinite(r["best_score"]):
+        return f"{study.label}: every trial failed; no preset written"
+    info = get_method(study.method)
+    tuning = {"objective": f"{OBJECTIVE} (SalUn Avg. Gap) on the validation protocol, mean over seeds",
+              "sampler": f"Optuna {optuna.__version__} TPESampler (multivariate, constant liar, "
+                         f"{startup_trials(budget)} random startup trials), seed {sampler_seed}",
+              "study": study.name, "budget": budget, "trials": c.complete, "failed": c.failed,
+              "duplicates": c.duplicates, "seeds": list(seeds),
+              "search_space": describe_space(info.search_space) or "nothing to tune",
+              "trial0": study.defaults, "best_trial": r["best_trial"], "best": round(r["best_score"], 4)}
+    if info.defaults_source:
+        tuning["defaults_source"] = info.defaults_source
+    if r["default_score"] is not None:
+        tuning["default"] = round(r["default_score"], 4)
+    tuning["history"] = [{k: round(v, 4) if isinstance(v, float) and math.isfinite(v) else v for k, v in h.items()}
+                         for h in r["history"]]
+    write_preset(presets, study.dataset, study.model, study.scenario.label, study.method, r["best"], tuning)
+    values = ", ".join(f"{k}={v}" for k, v in r["best"].items()) or "nothing to tune"
+    return (f"{study.label}: {c.complete} trials; {OBJECTIVE} {tuning.get('default')} (defaults) -> "
+            f"{tuning['best']} (trial {r['best_trial']}: {values})")
+
+
+@dataclasses.dataclass
+class TuneWorker:
+    """One worker: a local process, or a Slurm array task through submitit
+    (picklable; on a time limit it requeues itself and goes on where the
+    studies are)."""
+
+    grid: object
+    studies: list
+    storage: str
+    seeds: list
+    budget: int
+    sampler_seed: int
+    presets: str
+    worker: int = 0
+    threads: int | None = None
+    poll_s: float | None = None
+
+    def __call__(self) -> list[str]:
+        from .runner import Harness
+        from .study import POLL_S, open_storage, optimize
+        from .threads import set_threads
+
+        set_threads(self.threads)
+        prefix = f"[worker {self.worker}] " if self.worker else ""
+        log = lambda msg: print(prefix + msg.lstrip(), file=sys.stderr, flush=True)   # noqa: E731
+        cache = Path(self.grid.cache_dir) if self.grid.cache_dir else Path(self.grid.out) / "cache"
+        harness = Harness.from_grid(self.grid, log=log, out=cache / "tuning", cache_dir=cache, evaluate_on="val")
+        storage = open_storage(self.storage)
+        done = []
+        optimize(storage, self.studies, evaluator(harness, self.grid, self.seeds), self.sampler_seed, self.worker,
+                 log, on_done=lambda study: done.append(publish(storage, study, self.presets, self.seeds,
+                                                                self.budget, self.sampler_seed)),
+                 poll_s=POLL_S if self.poll_s is None else self.poll_s)
+        return done
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def run_local(worker: TuneWorker, jobs: int) -> None:
+    """``jobs`` worker processes on this machine (one: in this process)."""
+    if jobs == 1:
+        worker()
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(dataclasses.replace(worker, worker=i)) for i in range(jobs)]
+        errors = [f.exception() for f in futures]
+    if any(errors):
+        raise next(e for e in errors if e)
+
+
+def submit_slurm(worker: TuneWorker, jobs: int, options, folder: Path) -> list:
+    """``jobs`` workers as one Slurm job array (submitit)."""
+    import shutil
+
+    from .sweep import slurm_executor
+
+    if shutil.which("sbatch") is None:
+        raise UsageError("sbatch not found: --executor slurm needs a Slurm cluster "
+                         "(scripts/slurm_localhost.sh start makes one here); accepted here: --executor local")
+    executor = slurm_executor(folder / "%j", options, "unlearnbench-tune")
+    with executor.batch():
+        return [executor.submit(dataclasses.replace(worker, worker=i)) for i in range(jobs)]
 
 
 def tables_of(grid, method: str) -> list:
@@ -139,9 +253,10 @@ def tables_of(grid, method: str) -> list:
 
 
 def tunable_methods(names: str) -> list[str]:
+    """Every method but the reference rows ('all'), or the named ones."""
     from unlearnbench.methods import UnknownMethod, get_method, list_methods
 
-    tunable = [m for m in list_methods() if get_method(m).search_space]
+    tunable = [m for m in list_methods() if get_method(m).reference is None]
     if names.strip() == "all":
         return tunable
     chosen = [n.strip() for n in names.split(",") if n.strip()]
@@ -150,98 +265,72 @@ def tunable_methods(names: str) -> list[str]:
             info = get_method(name)
         except UnknownMethod as e:
             raise UsageError(str(e)) from None
-        if not info.search_space:
-            raise UsageError(f"method {name!r} declares no search space; tunable: {', '.join(tunable) or 'none'}")
+        if info.reference is not None:
+            raise UsageError(f"method {name!r} is a reference model, nothing to tune; accepted: "
+                             f"{', '.join(tunable)} or all")
     return chosen
 
 
 def command(args) -> int:
     """``unlearnbench tune METHOD[,METHOD...]|all``."""
     from .config import grid_from_args, parse_list
-    from .progress import Progress
-    from .runner import Harness
-    from .threads import set_threads
+    from .study import counts, load, open_storage, prepare
+    from .sweep import SlurmOptions, check_data
 
     methods = tunable_methods(args.tune_methods)
-    if args.trials < 1:
-        raise UsageError(f"--trials {args.trials} is not a positive integer")
+    for option, value in (("--trials", args.trials), ("--jobs", args.jobs)):
+        if value < 1:
+            raise UsageError(f"{option} {value} is not a positive integer")
     seeds = parse_list(args.tune_seeds, int, "--tune-seeds")
     if any(s < 0 for s in seeds):
         raise UsageError(f"--tune-seeds {args.tune_seeds!r}: seeds must be non-negative integers")
-    grid = grid_from_args(args)
-    grid = dataclasses.replace(grid, method_args={}, tuned=False)
-    tables = tables_of(grid, methods[0]) if methods else []
+    grid = dataclasses.replace(grid_from_args(args), method_args={}, tuned=False)
+    options = SlurmOptions.from_args(args) if args.executor == "slurm" else None
+    studies = make_studies(grid, methods, seeds, args.trials)
     folder = Path(args.presets) if args.presets else presets_dir(True)
+    url = args.storage or default_storage(grid.out)
     if args.dry_run:
-        for method in methods:
-            for dataset, model, scenario in tables:
-                print(f"{method}  {dataset}/{model} {scenario.label}: {args.trials} trials x {len(seeds)} seeds")
-        print(f"{len(methods) * len(tables) * args.trials * len(seeds)} runs; presets -> {folder}")
+        new_file = url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file()
+        storage = None if new_file else open_storage(url)     # a dry run creates no database
+        for study in studies:
+            have = 0
+            if storage is not None and study.name in {s.study_name for s in storage.get_all_studies()}:
+                have = counts(load(storage, study).get_trials(deepcopy=False)).complete
+            print(f"{study.label}: {have}/{study.target} trials x {len(seeds)} seeds"
+                  + ("" if study.space else " (nothing to tune)"))
+        print(f"{len(studies)} studies in {url}; presets -> {folder}")
         return 0
-    set_threads()
-    progress = Progress(len(methods) * len(tables))
-    cache = Path(grid.cache_dir) if grid.cache_dir else Path(grid.out) / "cache"
-    harness = Harness.from_grid(grid, log=progress.log, out=cache / "tuning", cache_dir=cache, evaluate_on="val")
-    from unlearnbench.methods import get_method
-
-    for method in methods:
-        info = get_method(method)
-        for dataset, model, scenario in tables:
-            t0 = time.perf_counter()
-            result = tune_table(harness, grid, method, (dataset, model, scenario), args.trials, seeds,
-                                log=progress.log)
-            default_gap = result["history"][0][OBJECTIVE]
-            best_gap = result["history"][result["best_trial"]][OBJECTIVE]
-            tuning = {"objective": f"{OBJECTIVE} (SalUn Avg. Gap) on the validation protocol, mean over seeds",
-                      "trials": args.trials, "seeds": seeds, "search_space": describe_space(info.search_space),
-                      "best_trial": result["best_trial"], "best": best_gap, "default": default_gap,
-                      "history": result["history"]}
-            path = write_preset(folder, dataset, model, scenario.label, method, result["best"], tuning)
-            progress.update(f"{method} {dataset}/{model} {scenario.label}",
-                            f"{OBJECTIVE} {default_gap} -> {best_gap} "
-                            f"({', '.join(f'{k}={v}' for k, v in result['best'].items())}) "
-                            f"[{time.perf_counter() - t0:.0f} s]")
-            progress.log(f"wrote {path}")
-    print(f"tuned {len(methods)} method(s) in {len(tables)} table(s); "
-          f"{time.perf_counter() - progress.start:.1f} s", file=sys.stderr)
-    return 0
-
-
-# ---- leaderboard section --------------------------------------------------------
-
-def leaderboard_section(out) -> str | None:
-    """The budget, each method's search space and the tuned values (from the
-    shipped presets), so a reader sees how every row was configured."""
-    from unlearnbench.methods import get_method, list_methods
-
-    folder = presets_dir(True)
-    files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
-    tunable = [m for m in list_methods() if get_method(m).search_space]
-    if not tunable:
-        return None
-    lines = [f"`unlearnbench tune METHOD|all`: every method gets the same budget — {DEFAULT_TRIALS} configurations "
-             f"(its registered defaults, then seeded random draws from the search space declared next to its code), "
-             f"each scored by SalUn's Avg. Gap on a validation protocol that never touches the test set (tuning seeds "
-             f"{', '.join(map(str, DEFAULT_SEEDS))}; forget set and references from the training pool; half of the "
-             f"validation split plays the test set, the method sees the other half).  The winners are presets in "
-             f"`configs/tuned/` and are what the tables above ran (unless a row's hyperparameters say otherwise).", "",
-             "| method | search space |", "|---|---|"]
-    lines += [f"| {m} | {describe_space(get_method(m).search_space)} |" for m in tunable]
-    lines.append("")
-    rows = []
-    for path in files:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-        dataset_model = path.stem
-        for label, methods in sorted(doc.get("tuning", {}).items()):
-            for method, t in sorted(methods.items()):
-                values = doc.get("hyper", {}).get(label, {}).get(method, {})
-                rows.append(f"| {dataset_model} | {label} | {method} | "
-                            f"{', '.join(f'{k}={v}' for k, v in values.items())} | {t['trials']} | "
-                            f"{t['default']} | {t['best']} |")
-    if rows:
-        lines += ["| presets | scenario | method | tuned values | trials | val. gap (defaults) | val. gap (tuned) |",
-                  "|---|---|---|---|---|---|---|"] + rows
+    check_data(grid)
+    if not args.storage:
+        Path(grid.out, "tuning").mkdir(parents=True, exist_ok=True)
+    storage = open_storage(url)
+    for study in studies:
+        prepare(storage, study)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    worker = TuneWorker(grid=grid, studies=studies, storage=url, seeds=seeds, budget=args.trials,
+                        sampler_seed=args.sampler_seed, presets=str(folder),
+                        threads=args.cpus_per_task or (None if args.executor == "slurm" else max(1, cpus // args.jobs)))
+    start = time.perf_counter()
+    if args.executor == "slurm":
+        jobs = submit_slurm(worker, args.jobs, options, Path(grid.out) / "tuning" / "jobs")
+        print(f"submitted {len(jobs)} tuning workers: job {jobs[0].job_id.split('_')[0]}; "
+              f"`unlearnbench tune {args.tune_methods} --dry-run` (same options) shows progress")
+        if not args.wait:
+            return 0
+        for job in jobs:
+            job.wait()
     else:
-        lines.append("No tuned presets yet: every method runs with its registered defaults.")
-    return "\n".join(lines) + "\n"
+        run_local(worker, args.jobs)
+    incomplete = 0
+    for study in studies:
+        c = counts(load(storage, study).get_trials(deepcopy=False))
+        if c.complete >= study.target or c.exhausted(study.target):
+            line = publish(storage, study, folder, seeds, args.trials, args.sampler_seed)
+            incomplete += "no preset written" in line
+        else:
+            line = (f"{study.label}: {c.complete}/{study.target} trials ({c.failed} failed); "
+                    f"rerun the same command to continue")
+            incomplete += 1
+        print(line)
+    print(f"{len(studies)} studies, presets in {folder}; {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 1 if incomplete else 0

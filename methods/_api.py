@@ -190,6 +190,7 @@ class MethodInfo:
     scenario_defaults: dict[str, dict[str, Any]]
     reference: str | None = None   # "retrain"/"original": the harness uses its cached reference model
     search_space: dict[str, Any] = field(default_factory=dict)   # hyperparameter -> LogUniform/IntRange/...
+    defaults_source: str | None = None   # where the registered defaults come from, e.g. "SalUn, Classification/arg_parser.py"
 
     def defaults(self, scenario: str | None = None) -> dict[str, Any]:
         if self.hyper is None:
@@ -260,12 +261,16 @@ _REGISTRY: dict[str, MethodInfo] = {}
 
 def register_method(name: str, *, hyper: type | None = None,
                     scenario_defaults: dict[str, dict[str, Any]] | None = None,
-                    reference: str | None = None, search_space: dict[str, Any] | None = None):
+                    reference: str | None = None, search_space: dict[str, Any] | None = None,
+                    defaults_source: str | None = None):
     """Decorator: register ``fn(ctx, hp) -> model`` as method ``name``.
 
     ``search_space`` maps hyperparameters to distributions (``LogUniform``,
     ``Uniform``, ``IntRange``, ``Choice``) for ``unlearnbench tune``; every
-    method gets the same trial budget over its own space."""
+    method gets the same trial budget over its own space, and its trial 0 is
+    the registered defaults.  ``defaults_source`` says where those come from
+    (the paper or reference file, e.g. ``"SalUn, Classification/arg_parser.py"``);
+    the leaderboard's tuning section shows it next to trial 0."""
     if hyper is not None and not dataclasses.is_dataclass(hyper):
         raise TypeError(f"hyper for method {name!r} must be a dataclass")
     fields = {f.name for f in dataclasses.fields(hyper)} if hyper is not None else set()
@@ -282,7 +287,7 @@ def register_method(name: str, *, hyper: type | None = None,
         doc = inspect.getdoc(fn) or inspect.getdoc(inspect.getmodule(fn)) or ""
         info = MethodInfo(name=name, fn=fn, hyper=hyper, summary=doc.strip().splitlines()[0] if doc else "",
                           scenario_defaults=dict(scenario_defaults or {}), reference=reference,
-                          search_space=dict(search_space or {}))
+                          search_space=dict(search_space or {}), defaults_source=defaults_source)
         previous = _REGISTRY.get(name)
         if previous is not None and previous.fn.__module__ != fn.__module__:
             raise ValueError(f"method name {name!r} is already registered by {previous.fn.__module__}")

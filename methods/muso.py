@@ -121,7 +121,8 @@ class Hyper:
                  scenario_defaults={"class": {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}},
                  search_space={"lr": LogUniform(1e-4, 1e-3),
                                "epochs": IntRange(2, 8),
-                               "eps_end": LogUniform(1e-2, 3e3)})
+                               "eps_end": LogUniform(1e-2, 3e3)},
+                 defaults_source="MUSO code, NN/random_subset/MUSO.py get_args (8c113dd); class: shared/notes/muso.md")
 def muso(ctx: Context, hp: Hyper):
     """MUSO (the paper's formula): fine-tune on D_r ∪ D_f with optimal forget labels, relabelled every batch."""
     relabeller = Relabeller(ctx, projector=ridge_projector, epsilons=ramp(hp.epochs, hp.eps_start, hp.eps_end),

@@ -86,7 +86,9 @@ class Hyper:
                                               "eps_end": 1e-6, "projector": "ridge"}},
                  search_space={"lr": LogUniform(1e-4, 1e-3),
                                "epochs": IntRange(2, 8),
-                               "eps_end": LogUniform(1e-2, 3e3)})
+                               "eps_end": LogUniform(1e-2, 3e3)},
+                 defaults_source="MUSO code, argparse defaults of NN/random_subset/MUSO.py and "
+                                 "NN/full_and_sub_class/MUSO.py")
 def muso_released(ctx: Context, hp: Hyper):
     """MUSO as released (github.com/Yruikk/MUSO): its projector expression, shifted ε schedule, rows and optimiser."""
     relabeller = Relabeller(ctx, projector=PROJECTORS[hp.projector],

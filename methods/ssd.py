@@ -91,7 +91,8 @@ def dampen(model: nn.Module, global_importance: dict[str, torch.Tensor],
 
 
 @register_method("ssd", hyper=Hyper,
-                 search_space={"alpha": LogUniform(1.0, 30.0), "dampening": LogUniform(0.3, 3.0)})
+                 search_space={"alpha": LogUniform(1.0, 30.0), "dampening": LogUniform(0.3, 3.0)},
+                 defaults_source="SSD paper (AAAI 2024): α = 10, λ = 1")
 def ssd(ctx: Context, hp: Hyper):
     """SSD: dampen the parameters far more important to D_f than to D (no training)."""
     x_all = torch.cat([ctx.retain.x, ctx.forget.x])

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from unlearnbench.harness import leaderboard as L
 from unlearnbench.harness.metrics import DEFINITIONS
+from unlearnbench.harness.statistics import TEST_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -76,8 +78,52 @@ def test_tables_mark_the_best_values_and_rank_overall(records):
         if gaps.nunique() > 1:                                           # the closest FA is bold
             best = methods.loc[gaps.idxmin()]
             line = next(l for l in text.splitlines() if l.startswith(f"| {L.method_label(best)} |")
-                        and L.format_cell(best["retain_acc_mean"], best["retain_acc_std"], "retain_acc") in l)
-            assert f"**{L.format_cell(best['forget_acc_mean'], best['forget_acc_std'], 'forget_acc')}**" in line
+                        and L.format_cell(best["retain_acc_mean"], best["retain_acc_ci95"], "retain_acc") in l)
+            assert f"**{L.format_cell(best['forget_acc_mean'], best['forget_acc_ci95'], 'forget_acc')}**" in line
+    for _, r in ranking.iterrows():                                      # the interval holds the mean rank
+        assert r["low"] <= r["mean_rank"] <= r["high"]
+    assert TEST_NAME in text and "t₀.₉₇₅,ₙ₋₁ · s/√n" in text
+    assert "| method | Gap | Gap-MUSO | ‖θ−θr‖/floor |" in text
+
+
+def test_cells_carry_the_student_t_interval_over_seeds(records):
+    df, summary = L.load_summary(records)
+    row = summary[summary["method"] == "finetune"].iloc[0]
+    table = np.ones(len(df), dtype=bool)
+    for k in L.TABLE_KEYS:
+        table &= (df[k].isna() if pd.isna(row[k]) else df[k] == row[k]).to_numpy()
+    values = df[table & (df["method"] == "finetune").to_numpy()]["test_acc"].to_numpy()
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    assert row["test_acc_ci95"] == pytest.approx((high - low) / 2)
+    assert L.format_cell(12.345, 1.4, "test_acc") == "12.35 ± 1.40" and L.format_cell(12.345, np.nan, "test_acc") == "12.35"
+    assert L.format_cell(3.2, 0.45, "rte") == "3.2× ± 0.5" and L.format_cell(0.00012, 0.00003, "param_dist") == "1.20e-04 ± 3.0e-05"
+    assert L.format_cell(192.4, 401.7, "time_s") == "192 ± 402" and L.format_cell(0.0491, 0.0035, "time_s") == "0.0491 ± 0.0035"
+
+
+def _record(method: str, seed: int, gap: float) -> dict:
+    config = {"dataset": "digits", "model": "mlp", "scenario": {"kind": "random", "ratio": 0.1}, "method": method,
+              "seed": seed, "hyper": {}}
+    return {"key": f"{method}-{seed}", "config": config, "status": "ok",
+            "metrics": {"avg_gap": gap, "avg_gap_muso": 2 * gap, "test_acc": 90.0 + seed}}
+
+
+def test_tied_ranks_from_hand_made_records():
+    """a and c (whose seeds disagree) cannot be separated; b is worse than
+    both on every seed: ranks 1, 1, 3 after Holm over the 3 pairs."""
+    a = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
+    noise = np.array([0.3, -0.2, 0.1, -0.1, 0.2])
+    gaps = {"original": a + 20, "retrain": np.zeros(5), "a": a, "b": a + 5 + noise / 10, "c": a + noise}
+    records = [_record(m, seed, float(g[seed])) for m, g in gaps.items() for seed in range(5)]
+    summary = L.summarize(L.records_frame(records))
+    ranks = dict(zip(summary["method"], summary["rank_avg_gap"]))
+    assert ranks["a"] == ranks["c"] == 1 and ranks["b"] == 3
+    assert np.isnan(ranks["original"]) and np.isnan(ranks["retrain"])
+    p = {(i, j): stats.ttest_rel(gaps[i], gaps[j]).pvalue for i, j in (("a", "b"), ("a", "c"), ("b", "c"))}
+    assert p[("a", "c")] > 0.05 / 1 and max(p[("a", "b")], p[("b", "c")]) < 0.05 / 2   # Holm by hand
+    ranking = L.overall_ranking(summary)
+    assert ranking.set_index("method").loc[["a", "c", "b"], "mean_rank"].tolist() == [1, 1, 3]
+    text = L.table_markdown(summary, L.records_frame(records))
+    assert "| c | 1 |" in text and "| b | 3 |" in text and "| **original** | ref |" in text
 
 
 def test_leaderboard_is_a_pure_function_of_the_records(records, tmp_path):

@@ -56,7 +56,7 @@ def cluster():
         pytest.skip(message)
     yield
     # leave nothing queued behind
-    jobs = subprocess.run(["squeue", "-h", "-n", "unlearnbench-references,unlearnbench-runs", "-o", "%A"],
+    jobs = subprocess.run(["squeue", "-h", "-n", "unlearnbench-references,unlearnbench-runs,unlearnbench-tune", "-o", "%A"],
                           capture_output=True, text=True).stdout.split()
     if jobs:
         subprocess.run(["scancel", *jobs])
@@ -249,3 +249,27 @@ def test_sbatch_refusal_exits_2_and_leaves_nothing_submitted(cluster, tmp_path):
     queued = subprocess.run(["squeue", "-h", "-n", "unlearnbench-references,unlearnbench-runs"],
                             capture_output=True, text=True).stdout
     assert not queued.strip()
+
+
+def test_tune_array_workers_complete_exactly_the_budget(cluster, tmp_path):
+    """`tune --executor slurm --jobs 2`: two array tasks optimize one SQLite
+    study until it has the budget's complete trials, then write the preset."""
+    import optuna
+
+    from unlearnbench.harness import tuning as T
+
+    out, presets = tmp_path / "out", tmp_path / "presets"
+    presets.mkdir()
+    code, text = cli("tune", "ssd", "--scenarios", "random", "--ratios", "0.1", "--trials", "3", "--tune-seeds", "100",
+                     "--presets", presets, "--out", out, "--executor", "slurm", "--jobs", "2", "--cpus-per-task", "1",
+                     "--time", "10", "--wait")
+    assert code == 0, text
+    assert "submitted 2 tuning workers" in text
+    (summary,) = optuna.get_all_study_summaries(T.default_storage(out))
+    trials = optuna.load_study(study_name=summary.study_name, storage=T.default_storage(out)).trials
+    states = Counter(t.state.name for t in trials)
+    assert states["COMPLETE"] == 3 and not states["RUNNING"] and not states["FAIL"], states
+    record = T.tomllib.loads((presets / "digits-mlp.toml").read_text())["tuning"]["random 10%"]["ssd"]
+    assert record["trials"] == 3 and record["history"][0]["defaults"]
+    logs = "".join(p.read_text() for p in (out / "tuning" / "jobs").rglob("*.err"))
+    assert "ssd digits/mlp random 10% trial" in logs                      # the array tasks ran the trials

@@ -32,14 +32,18 @@ def test_search_space_must_name_hyperparameters():
     unregister_method("bad_space_for_test")
 
 
-def test_candidates_start_from_the_defaults_and_stay_in_the_space():
-    info = get_method("gradient_ascent")
-    draws = T.candidates(info, "class", 12, seed=5)
-    assert draws[0] == {"epochs": 5, "lr": 1e-4}                 # the registered (SalUn README) default
-    assert len(draws) == 12 and len({tuple(sorted(d.items())) for d in draws}) == 12
-    for d in draws[1:]:
-        assert 1 <= d["epochs"] <= 10 and 1e-5 <= d["lr"] <= 0.1
-    assert T.candidates(info, "class", 12, seed=5) == draws     # seeded
+def test_studies_of_a_grid(tmp_path):
+    """One study per method x table, named by both, its budget and a hash of
+    what its trials depend on; trial 0 = the scenario's registered defaults."""
+    grid = Grid(scenarios=["random", "class"], ratios=[0.1], out=str(tmp_path))
+    studies = T.make_studies(grid, ["gradient_ascent", "ssd"], [100, 101], 12)
+    assert [s.name.rsplit("/", 1)[0] for s in studies] == [
+        "digits/mlp/random 10%/gradient_ascent/12 trials", "digits/mlp/class 0/gradient_ascent/12 trials",
+        "digits/mlp/random 10%/ssd/12 trials", "digits/mlp/class 0/ssd/12 trials"]
+    assert studies[1].defaults == studies[0].defaults == {"epochs": 5, "lr": 1e-4}   # SalUn's GA defaults, one for both
+    assert all(s.target == 12 for s in studies)
+    other_seeds = T.make_studies(grid, ["gradient_ascent"], [100], 12)[0]
+    assert other_seeds.name != studies[0].name                         # another objective: another study
 
 
 def test_validation_protocol_never_touches_the_test_set(tmp_path):
@@ -72,17 +76,24 @@ def test_validation_protocol_scores_class_forgetting(tmp_path):
 def test_tune_writes_presets_that_the_grid_uses(tmp_path, capsys):
     presets = tmp_path / "presets"
     presets.mkdir()
-    code = main(["tune", "finetune", "--scenarios", "random", "--ratios", "0.1", "--trials", "2",
-                 "--tune-seeds", "100", "--presets", str(presets), "--out", str(tmp_path / "out")])
-    assert code == 0
+    args = ["tune", "finetune", "--scenarios", "random", "--ratios", "0.1", "--trials", "2", "--tune-seeds", "100",
+            "--presets", str(presets), "--out", str(tmp_path / "out")]
+    assert main(args) == 0
     path = presets / "digits-mlp.toml"
     doc = T.tomllib.loads(path.read_text())
     tuned = doc["hyper"]["random 10%"]["finetune"]
     record = doc["tuning"]["random 10%"]["finetune"]
-    assert record["trials"] == 2 and len(record["history"]) == 2 and record["seeds"] == [100]
-    assert record["history"][0]["epochs"] == 10 and record["history"][0]["lr"] == 0.1    # trial 0: defaults
+    assert record["trials"] == record["budget"] == 2 and len(record["history"]) == 2 and record["seeds"] == [100]
+    first = record["history"][0]
+    assert first["defaults"] and first["epochs"] == 10 and first["lr"] == 0.1    # trial 0: defaults
+    assert record["trial0"] == {"epochs": 10, "lr": 0.1} and record["default"] == first["avg_gap"]
     assert record["best"] == min(h["avg_gap"] for h in record["history"])
-    assert "lr: log-uniform [0.01, 0.3]" in record["search_space"]
+    assert tuned == {k: v for k, v in record["history"][record["best_trial"]].items() if k in ("epochs", "lr")}
+    assert "lr: log-uniform [0.01, 0.3]" in record["search_space"] and "TPESampler" in record["sampler"]
+    assert (tmp_path / "out" / "tuning" / "studies.db").is_file()
+    # rerunning the same command continues the study: it is complete, nothing runs, the preset stays
+    text = path.read_text()
+    assert main(args) == 0 and path.read_text() == text
     # the benchmark grid picks the preset up for that table only; explicit arguments still win
     grid = Grid(seeds=[0], scenarios=["random"], ratios=[0.1, 0.5], methods=["finetune"], tuned=str(presets))
     hypers = {s.scenario.label: s.hyper for s in expand(grid)}
@@ -96,6 +107,47 @@ def test_tune_writes_presets_that_the_grid_uses(tmp_path, capsys):
                  "--tune-seeds", "100", "--presets", str(presets), "--out", str(tmp_path / "out")]) == 0
     doc = T.tomllib.loads(path.read_text())
     assert set(doc["hyper"]["random 10%"]) == {"finetune", "gradient_ascent"}
+    capsys.readouterr()
+    assert main([*args[:-2], "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert "finetune digits/mlp random 10%: 2/2 trials x 1 seeds" in capsys.readouterr().out
+
+
+@dataclass
+class _Fixed:
+    unused: int = 1
+
+
+def test_a_method_with_nothing_to_tune_runs_trial_0_only(tmp_path):
+    register_method("fixed_for_tuning_test", hyper=_Fixed)(lambda ctx, hp: ctx.model)
+    try:
+        assert T.tunable_methods("fixed_for_tuning_test") == ["fixed_for_tuning_test"]
+        assert "fixed_for_tuning_test" in T.tunable_methods("all") and "original" not in T.tunable_methods("all")
+        assert main(["tune", "fixed_for_tuning_test", "--scenarios", "random", "--ratios", "0.1", "--trials", "3",
+                     "--tune-seeds", "100", "--presets", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+        record = T.tomllib.loads((tmp_path / "digits-mlp.toml").read_text())["tuning"]["random 10%"]
+        record = record["fixed_for_tuning_test"]
+        assert record["trials"] == 1 and record["budget"] == 3 and record["search_space"] == "nothing to tune"
+        assert len(record["history"]) == 1 and record["history"][0]["defaults"]
+    finally:
+        unregister_method("fixed_for_tuning_test")
+
+
+@pytest.mark.slow
+def test_two_local_workers_complete_exactly_the_budget(tmp_path):
+    """--jobs 2: two processes share the SQLite study and stop at the budget."""
+    import optuna
+
+    out = tmp_path / "out"
+    assert main(["tune", "ssd", "--scenarios", "random", "--ratios", "0.1", "--trials", "4", "--tune-seeds", "100",
+                 "--presets", str(tmp_path), "--out", str(out), "--jobs", "2"]) == 0
+    storage = T.default_storage(out)
+    (summary,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == 4 and "RUNNING" not in states and "FAIL" not in states
+    assert len({tuple(sorted(t.user_attrs["values"].items())) for t in trials if t.state.name == "COMPLETE"}) == 4
+    record = T.tomllib.loads((tmp_path / "digits-mlp.toml").read_text())["tuning"]["random 10%"]["ssd"]
+    assert record["trials"] == 4 and [h["trial"] for h in record["history"]][0] == 0
 
 
 def test_stale_preset_is_a_usage_error(tmp_path):
@@ -108,18 +160,24 @@ def test_stale_preset_is_a_usage_error(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["tune", "nope"], "unknown method 'nope'"),
-    (["tune", "original"], "method 'original' declares no search space; tunable: bad_teacher, finetune"),
+    (["tune", "original"], "method 'original' is a reference model, nothing to tune; accepted: bad_teacher, finetune"),
     (["tune", "finetune", "--trials", "0"], "--trials 0 is not a positive integer"),
+    (["tune", "finetune", "--jobs", "0"], "--jobs 0 is not a positive integer"),
     (["tune", "finetune", "--tune-seeds", "x"], "--tune-seeds: 'x' is not a comma-separated list of ints"),
+    (["tune", "finetune", "--storage", "nosuchdb://x"], "--storage 'nosuchdb://x' cannot be opened"),
+    (["tune", "finetune", "--storage", "not a url"], "--storage 'not a url' cannot be opened"),
 ])
 def test_tune_bad_input_exits_2(tmp_path, capsys, args, needle):
     assert main([*args, "--out", str(tmp_path / "out"), "--presets", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
 
 
 def test_tuning_section_states_budget_and_spaces(tmp_path):
-    text = T.leaderboard_section(tmp_path)
-    assert f"{T.DEFAULT_TRIALS} configurations" in text
+    from unlearnbench.harness.tuning_report import leaderboard_section
+
+    text = leaderboard_section(tmp_path)
+    assert f"same budget of {T.DEFAULT_TRIALS} complete trials" in text
     assert "| finetune | epochs: integer 3..15; lr: log-uniform [0.01, 0.3] |" in text
+    assert "| trial 0 | trial 0's defaults from | best |" in text

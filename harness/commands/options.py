@@ -48,10 +48,11 @@ def add_location_options(p: argparse.ArgumentParser) -> None:
                    help="deterministic algorithms only (reproducible on GPU, slower)")
 
 
-def add_executor_options(p: argparse.ArgumentParser, default: str) -> None:
+def add_executor_options(p: argparse.ArgumentParser, default: str, runs: bool = True,
+                         local: str = "in this process") -> None:
     e = p.add_argument_group("executor (Slurm job arrays through submitit; see README 'Running on Slurm')")
     e.add_argument("--executor", choices=("local", "slurm"), default=default,
-                   help=f"local: in this process; slurm: submit job arrays (default: {default})")
+                   help=f"local: {local}; slurm: submit job arrays (default: {default})")
     e.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
     e.add_argument("--time", type=int, dest="time_min", default=60, metavar="MINUTES",
                    help="time limit per array task; a task that hits it is requeued and resumes (default 60)")
@@ -61,8 +62,9 @@ def add_executor_options(p: argparse.ArgumentParser, default: str) -> None:
     e.add_argument("--mem-gb", type=float, dest="mem_gb", metavar="GB", help="memory per task")
     e.add_argument("--array-parallelism", type=int, dest="array_parallelism", default=64, metavar="N",
                    help="at most N tasks of an array run at once (default 64)")
-    e.add_argument("--runs-per-task", type=int, dest="runs_per_task", default=0, metavar="N",
-                   help="runs per task of the runs stage (default 0: all runs sharing one reference group)")
+    if runs:
+        e.add_argument("--runs-per-task", type=int, dest="runs_per_task", default=0, metavar="N",
+                       help="runs per task of the runs stage (default 0: all runs sharing one reference group)")
     e.add_argument("--signal-delay", type=int, dest="signal_delay_s", default=90, metavar="SECONDS",
                    help="tell a task to checkpoint and requeue this long before its time limit (default 90)")
     e.add_argument("--sbatch", action="append", metavar="KEY=VALUE",

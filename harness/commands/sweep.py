@@ -26,17 +26,7 @@ def slurm_options(args):
     from .. import sweep as S
     from ..errors import UsageError
 
-    sbatch = {}
-    for item in args.sbatch or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--sbatch {item!r}: expected KEY=VALUE, e.g. account=mylab")
-        sbatch[key.strip().lstrip("-")] = value
-    options = S.SlurmOptions(partition=args.partition, time_min=args.time_min, cpus_per_task=args.cpus_per_task,
-                             gpus_per_task=args.gpus_per_task, mem_gb=args.mem_gb,
-                             array_parallelism=args.array_parallelism, signal_delay_s=args.signal_delay_s,
-                             sbatch=sbatch, setup=args.setup or [])
-    options.validate()
+    options = S.SlurmOptions.from_args(args)
     if args.runs_per_task < 0:
         raise UsageError(f"--runs-per-task {args.runs_per_task}: accepted: 0 (one task per reference group) or more")
     return options

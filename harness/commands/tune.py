@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_executor_options
+
 NAME = "tune"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help="tune methods' hyperparameters with the same budget on a validation "
-                                         "protocol; writes configs/tuned/ presets")
+                                         "protocol (Optuna TPE); writes configs/tuned/ presets")
     p.add_argument("tune_methods", metavar="METHOD", help="method name(s), comma-separated, or 'all' "
-                                                          "(every method that declares a search space)")
-    p.add_argument("--trials", type=int, default=12, help="configurations tried per method and table (default 12)")
+                                                          "(every method but the reference rows)")
+    p.add_argument("--trials", type=int, default=12,
+                   help="budget: complete trials per method and table, trial 0 = the registered defaults (default 12)")
     p.add_argument("--tune-seeds", default="100,101", dest="tune_seeds",
                    help="seeds of the validation protocol, disjoint from the benchmark's (default 100,101)")
+    p.add_argument("--sampler-seed", type=int, default=0, dest="sampler_seed", help="seed of the TPE sampler (default 0)")
+    p.add_argument("--storage", metavar="URL", help="Optuna RDB storage of the studies, an SQLAlchemy URL "
+                                                    "(default: sqlite:///OUT/tuning/studies.db)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="workers optimizing the studies together: local processes or Slurm array tasks (default 1)")
     p.add_argument("--presets", metavar="DIR", help="presets folder to write (default: the shipped configs/tuned/)")
-    p.add_argument("--dry-run", action="store_true", help="list what would be tuned and exit")
+    p.add_argument("--dry-run", action="store_true", help="list the studies and their complete trials, and exit")
+    add_executor_options(p, default="local", runs=False, local="--jobs worker processes on this machine")
     g = p.add_argument_group("tables (default: those of the default benchmark)")
     for option in ("--config", "--datasets", "--models", "--scenarios", "--ratios", "--classes"):
         g.add_argument(option)
