@@ -42,7 +42,8 @@ def ascent_loss(model, batch, extra_batch=None):
 
 
 @register_method("gradient_ascent", hyper=Hyper,
-                 search_space={"epochs": IntRange(1, 10), "lr": LogUniform(1e-5, 0.1)})
+                 search_space={"epochs": IntRange(1, 10), "lr": LogUniform(1e-5, 0.1)},
+                 defaults_source="SalUn code, Classification/README.md GA command")
 def gradient_ascent(ctx: Context, hp: Hyper):
     """GA: ascend the model's loss on the forget set."""
     cfg = ctx.train_config.replace(epochs=hp.epochs, lr=hp.lr, optimizer="sgd", momentum=0.9, weight_decay=5e-4,

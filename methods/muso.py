@@ -119,7 +119,7 @@ class Hyper:
 
 @register_method("muso", hyper=Hyper,
                  scenario_defaults={"class": {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}},
-                 search_space={"lr": LogUniform(1e-4, 1e-3),
+                 search_space={"lr": LogUniform(1e-5, 1e-3),
                                "epochs": IntRange(2, 8),
                                "eps_end": LogUniform(1e-2, 3e3)},
                  defaults_source="MUSO code, NN/random_subset/MUSO.py get_args (8c113dd); class: shared/notes/muso.md")

@@ -84,9 +84,9 @@ class Hyper:
 @register_method("muso_released", hyper=Hyper,
                  scenario_defaults={"class": {"optimizer": "sgd", "lr": 5.55e-5, "schedule": "cosine", "epochs": 10,
                                               "eps_end": 1e-6, "projector": "ridge"}},
-                 search_space={"lr": LogUniform(1e-4, 1e-3),
-                               "epochs": IntRange(2, 8),
-                               "eps_end": LogUniform(1e-2, 3e3)},
+                 search_space={"lr": LogUniform(1e-5, 1e-3),
+                               "epochs": IntRange(2, 10),
+                               "eps_end": LogUniform(1e-6, 3e3)},
                  defaults_source="MUSO code, argparse defaults of NN/random_subset/MUSO.py and "
                                  "NN/full_and_sub_class/MUSO.py")
 def muso_released(ctx: Context, hp: Hyper):

@@ -90,7 +90,8 @@ def reference_sgd(cfg: TrainConfig, epochs: int, lr: float) -> TrainConfig:
 
 
 @register_method("random_relabel", hyper=Hyper,
-                 search_space={"epochs": IntRange(3, 15), "lr": LogUniform(0.005, 0.1)})
+                 search_space={"epochs": IntRange(3, 15), "lr": LogUniform(0.005, 0.1)},
+                 defaults_source="SalUn code, Classification/arg_parser.py unlearn defaults")
 def random_relabel(ctx: Context, hp: Hyper):
     """RL: fine-tune on retain ∪ forget with random forget labels (uniform over all classes, redrawn every epoch)."""
     data, redraw = relabelled_union(ctx, hp.labels)

@@ -102,7 +102,8 @@ def masked_step(masks: dict[str, torch.Tensor], weight_decay: float):
 @register_method("salun", hyper=Hyper,
                  search_space={"lr": LogUniform(0.005, 0.05),
                                "epochs": IntRange(5, 10),
-                               "mask_share": Uniform(0.1, 1.0)})
+                               "mask_share": Uniform(0.1, 1.0)},
+                 defaults_source="SalUn code, Classification/README.md SalUn command (10% random)")
 def salun(ctx: Context, hp: Hyper):
     """SalUn: random-relabel fine-tuning of the forget loss's most salient weights only."""
     masks = saliency_mask(ctx.model, ctx.forget.x, ctx.forget.y, hp.mask_share, ctx.train_config.batch_size)

@@ -39,8 +39,9 @@ model; the benchmark's tuned presets (configs/tuned/) override them.  The
 reference's later ``scrub.py`` runs max-steps in epochs 0..msteps, one more
 than the notebooks; we follow the notebooks.
 
-`unlearnbench tune scrub` searches lr log-uniform in [5e-4, 0.1], max epochs
-1..3 and α in {0.001, 0.5}.
+`unlearnbench tune scrub` searches lr log-uniform in [5e-4, 0.1], epochs
+3..10 (the notebooks run 3 to 10; later epochs run at the decayed rates),
+max epochs 1..3 and α in {0.001, 0.5}.
 """
 from __future__ import annotations
 
@@ -120,8 +121,10 @@ def held_out_forget(ctx: Context) -> Split:
 
 @register_method("scrub", hyper=Hyper,
                  search_space={"lr": LogUniform(5e-4, 0.1),
+                               "epochs": IntRange(3, 10),
                                "max_epochs": IntRange(1, 3),
-                               "alpha": Choice(0.001, 0.5)})
+                               "alpha": Choice(0.001, 0.5)},
+                 defaults_source="SCRUB code, large_scale_unlearning.ipynb SCRUB cell (CIFAR-10)")
 def scrub(ctx: Context, hp: Hyper):
     """SCRUB: alternate max-steps on the forget set and min-steps on the retain set against the original."""
     held_out = held_out_forget(ctx)

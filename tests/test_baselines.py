@@ -14,9 +14,12 @@ from torch.nn import functional as F
 
 from unlearnbench.datasets import load_dataset
 from unlearnbench.harness.models import InputSpec, build_model
-from unlearnbench.methods import Context, Split, TrainConfig, cross_entropy, fit, get_method, list_methods
+from unlearnbench.methods import (Context, Split, TrainConfig, cross_entropy, fit, get_method, list_methods,
+                                  supervised_loss)
 from unlearnbench.methods import bad_teacher as BT
+from unlearnbench.methods import finetune as FT
 from unlearnbench.methods import gradient_ascent as GA
+from unlearnbench.methods import neggrad_plus as NG
 from unlearnbench.methods import random_relabel as RL
 from unlearnbench.methods import l1_sparse as L1
 from unlearnbench.methods import salun as SU
@@ -86,6 +89,39 @@ def test_all_six_are_registered_with_documented_defaults():
         doc = importlib.import_module(f"unlearnbench.methods.{name}").__doc__
         assert re.search(r"(NeurIPS|ICLR|AAAI) 20\d\d", doc), f"{name}: the docstring cites the paper"
         assert "github.com/" in doc, f"{name}: the docstring names its reference code"
+
+
+# Each method's registered defaults, pinned to its reference (the docstring and
+# ``defaults_source`` cite the file; none comes from a search of this project).
+REFERENCE_DEFAULTS = {
+    # SalUn Classification/README.md FT command = arg_parser.py --unlearn_epochs / --unlearn_lr
+    "finetune": ({"epochs": 10, "lr": 0.01}, "README.md FT command"),
+    # Unlearn-Sparse README l1-sparse command, arg_parser.py --no-l1-epochs; γ the top of the paper's range
+    "l1_sparse": ({"epochs": 10, "lr": 0.01, "l1": 5e-4, "no_l1_epochs": 0}, "l1-sparse command"),
+    # SCRUB small_scale_unlearning.ipynb: ng_alpha 0.95, ng_epochs 10, ng_lr 0.01; no clipping
+    "neggrad_plus": ({"epochs": 10, "lr": 0.01, "beta": 0.95, "grad_clip": 0.0}, "small_scale_unlearning.ipynb"),
+    # Bad Teacher CIFARSuper20_Rocket_Unlearn.ipynb: Adam lr 1e-4, 1 epoch, τ 1, batch 256, 30% of D_r
+    "bad_teacher": ({"epochs": 1, "lr": 1e-4, "temperature": 1.0, "retain_share": 0.3, "batch_size": 256},
+                    "CIFARSuper20_Rocket_Unlearn.ipynb"),
+    # SalUn arg_parser.py unlearn defaults; README GA and SalUn commands
+    "random_relabel": ({"epochs": 10, "lr": 0.01, "labels": "uniform"}, "arg_parser.py"),
+    "gradient_ascent": ({"epochs": 5, "lr": 1e-4, "grad_clip": 0.0}, "README.md GA command"),
+    "salun": ({"epochs": 10, "lr": 0.013, "mask_share": 0.5, "labels": "uniform"}, "README.md SalUn command"),
+    # SCRUB large_scale_unlearning.ipynb SCRUB cell
+    "scrub": ({"epochs": 3, "max_epochs": 2, "lr": 5e-4, "lr_decay_epochs": (3, 5, 9), "alpha": 0.001,
+               "gamma": 0.99, "temperature": 4.0, "batch_size": 128, "forget_batch_size": 32, "grad_clip": 0.0},
+              "large_scale_unlearning.ipynb"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_DEFAULTS))
+@pytest.mark.parametrize("scenario", ["random", "class", "subclass"])
+def test_registered_defaults_are_the_reference_codes(name, scenario):
+    expected, source = REFERENCE_DEFAULTS[name]
+    info = get_method(name)
+    defaults = info.defaults(scenario)
+    assert {k: defaults[k] for k in expected} == expected
+    assert source in info.defaults_source
 
 
 @pytest.mark.parametrize("name", BASELINES)
@@ -183,7 +219,10 @@ def test_rl_and_salun_train_each_epoch_on_that_epochs_labels(tiny, monkeypatch, 
         assert not (forget[0] == ctx.forget.y).any()
 
 
-@pytest.mark.parametrize("name", ["random_relabel", "salun", "gradient_ascent"])
+SALUN_CODE = {"random_relabel": RL, "salun": SU, "gradient_ascent": GA, "finetune": FT, "l1_sparse": L1}
+
+
+@pytest.mark.parametrize("name", sorted(SALUN_CODE))
 def test_salun_codes_methods_train_with_its_sgd_whatever_the_originals_optimiser(tiny, monkeypatch, name):
     configs = []
 
@@ -191,7 +230,7 @@ def test_salun_codes_methods_train_with_its_sgd_whatever_the_originals_optimiser
         configs.append(cfg)
         return fit(model, loss_fn, data, cfg, generator, **kw)
 
-    monkeypatch.setattr({"random_relabel": RL, "salun": SU, "gradient_ascent": GA}[name], "fit", spy)
+    monkeypatch.setattr(SALUN_CODE[name], "fit", spy)
     train = TRAIN.replace(optimizer="adam", momentum=0.5, weight_decay=0.0, schedule="cosine", warmup_epochs=1,
                           grad_clip=2.0)
     run(name, make_context(tiny, "random", train=train), epochs=2, lr=1e-3)
@@ -337,13 +376,39 @@ def test_scrub_rewind_uses_held_out_forget_class_samples(tiny):
 
 # ---- NegGrad+ ----------------------------------------------------------------
 
-def test_neggrad_plus_with_beta_1_is_fine_tuning(tiny):
-    tuned = run("finetune", make_context(tiny, "random"), epochs=3, lr=0.05)
-    neg = run("neggrad_plus", make_context(tiny, "random"), epochs=3, lr=0.05, beta=1.0, grad_clip=0.0)
+PLAIN_SGD = dict(optimizer="sgd", momentum=0.0, weight_decay=0.0, schedule="constant", warmup_epochs=0, grad_clip=0.0)
+
+
+def test_neggrad_plus_with_beta_1_is_plain_sgd_fine_tuning(tiny):
+    ctx = make_context(tiny, "random")
+    tuned = copy.deepcopy(ctx.model)
+    fit(tuned, supervised_loss, ctx.retain.tensors, TRAIN.replace(epochs=3, lr=0.05, **PLAIN_SGD),
+        torch.Generator().manual_seed(0))
+    neg = run("neggrad_plus", ctx, epochs=3, lr=0.05, beta=1.0)
     for (name, a), b in zip(tuned.named_parameters(), neg.parameters()):
         assert torch.equal(a, b), name
-    ascent = run("neggrad_plus", make_context(tiny, "random"), epochs=3, lr=0.05, beta=0.5, grad_clip=0.0)
+    ascent = run("neggrad_plus", make_context(tiny, "random"), epochs=3, lr=0.05, beta=0.5)
     assert not torch.equal(ascent.head.weight, tuned.head.weight)
+
+
+def test_neggrad_plus_trains_with_the_references_plain_sgd_whatever_the_originals_optimiser(tiny, monkeypatch):
+    calls = []
+
+    def spy(model, loss_fn, data, cfg, generator, **kw):
+        calls.append((cfg, data, kw))
+        return fit(model, loss_fn, data, cfg, generator, **kw)
+
+    monkeypatch.setattr(NG, "fit", spy)
+    train = TRAIN.replace(optimizer="adam", momentum=0.5, weight_decay=1e-3, schedule="cosine", warmup_epochs=1,
+                          grad_clip=2.0)
+    ctx = make_context(tiny, "random", train=train)
+    ctx.augment = lambda x, generator: x + 1.0
+    run("neggrad_plus", ctx)
+    (cfg, data, kw), = calls
+    assert {k: getattr(cfg, k) for k in PLAIN_SGD} == PLAIN_SGD
+    assert (cfg.epochs, cfg.lr, cfg.batch_size) == (10, 0.01, train.batch_size)
+    assert data[0] is ctx.retain.x and kw["extra"][0] is ctx.forget.x
+    assert kw.get("augment") is None                         # the notebooks' loaders do not augment
 
 
 # ---- ℓ1-sparse ---------------------------------------------------------------
@@ -384,12 +449,30 @@ def test_bad_teacher_moves_forget_outputs_towards_a_random_network(tiny):
         return made[-1]
 
     ctx.make_model = make_model
-    student = run("bad_teacher", ctx, epochs=40)
+    student = run("bad_teacher", ctx, epochs=40, lr=1e-3)
     bad = made[0]
     with torch.no_grad():
         to_bad = lambda m: kl(bad(ctx.forget.x), m(ctx.forget.x))
         assert to_bad(student) < 0.5 * to_bad(ctx.original)
         assert kl(ctx.original(ctx.retain.x), student(ctx.retain.x)) < 0.25
+
+
+def test_bad_teacher_trains_with_the_notebooks_adam_on_the_forget_set_and_30_percent_of_the_retain_set(
+        tiny, monkeypatch):
+    calls = []
+
+    def spy(model, loss_fn, data, cfg, generator, **kw):
+        calls.append((cfg, data))
+        return fit(model, loss_fn, data, cfg, generator, **kw)
+
+    monkeypatch.setattr(BT, "fit", spy)
+    ctx = make_context(tiny, "random", train=TRAIN.replace(weight_decay=1e-3, schedule="cosine", warmup_epochs=1))
+    run("bad_teacher", ctx)
+    (cfg, (x, is_forget)), = calls
+    assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size) == ("adam", 1e-4, 1, 256)
+    assert (cfg.weight_decay, cfg.schedule, cfg.warmup_epochs) == (0.0, "constant", 0)
+    assert int(is_forget.sum()) == len(ctx.forget) and int((~is_forget).sum()) == round(0.3 * len(ctx.retain))
+    assert torch.equal(x[is_forget], ctx.forget.x)
 
 
 # ---- SSD ---------------------------------------------------------------------

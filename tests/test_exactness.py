@@ -27,9 +27,11 @@ def test_exactness_meets_the_target_on_real_data(tiny_run):
     others = df[~df["method"].isin(["muso", "retrain"])]
     assert (others["param_dist_rel"] >= E.TARGET_OTHERS).all()
     assert (df[df["method"] == "retrain"]["param_dist"] == 0).all()
-    # FT at the SGD limit is the original itself
+    # FT (SalUn's SGD: its weight decay rules out the closed-form SGD limit, so it iterates) stays at the
+    # original: the retain loss has zero gradient where the original interpolates; only the decay moves it
     ft = df[df["method"] == "finetune"]["param_dist"].to_numpy()
-    assert ft == pytest.approx(df[df["method"] == "original"]["param_dist"].to_numpy(), rel=1e-9)
+    original = df[df["method"] == "original"]["param_dist"].to_numpy()
+    assert ft == pytest.approx(original, rel=0.01) and (ft != original).all()
     # MUSO predicts like the retrained model (binary ±1 task, 2 output columns)
     assert muso["test_acc"].to_numpy() == pytest.approx(df[df["method"] == "retrain"]["test_acc"].to_numpy())
 

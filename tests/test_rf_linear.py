@@ -75,8 +75,10 @@ def test_rf_linear_runs_the_harness_grid(tmp_path):
     m = {k: r["metrics"] for k, r in records.items()}
     assert m["retrain"]["param_dist"] == 0.0
     assert m["original"]["retain_acc"] == 100.0 and m["original"]["test_acc"] > 90
-    # FT at the SGD limit cannot move: the original already interpolates the retain set
-    assert m["finetune"]["param_dist"] == pytest.approx(m["original"]["param_dist"], rel=1e-9)
+    # FT (SalUn's SGD, with weight decay: no closed-form limit, it iterates) barely moves: the original already
+    # interpolates the retain set, so only the weight decay pulls on it
+    assert m["finetune"]["param_dist"] == pytest.approx(m["original"]["param_dist"], rel=0.02)
+    assert m["finetune"]["param_dist"] != m["original"]["param_dist"]
     # RL redraws its forget labels every epoch (SalUn's rule) with SalUn's SGD (momentum, weight decay): no fixed
     # SGD limit, so it iterates, and moves the head
     assert m["random_relabel"]["param_dist"] != pytest.approx(m["original"]["param_dist"], rel=1e-6)

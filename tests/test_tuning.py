@@ -9,7 +9,9 @@ from unlearnbench.harness.cli import main
 from unlearnbench.harness.config import Grid, expand
 from unlearnbench.harness.runner import Harness
 from unlearnbench.harness import tuning as T
-from unlearnbench.methods import IntRange, LogUniform, get_method, list_methods, register_method, unregister_method
+from unlearnbench.harness.spec import SCENARIOS
+from unlearnbench.methods import (Choice, IntRange, LogUniform, get_method, list_methods, method_origin,
+                                  register_method, unregister_method)
 
 
 def test_search_spaces_are_declared_next_to_the_methods():
@@ -17,7 +19,43 @@ def test_search_spaces_are_declared_next_to_the_methods():
         info = get_method(name)
         assert set(info.search_space) <= set(info.defaults()), name
     assert get_method("original").search_space == {} and get_method("retrain").search_space == {}
-    assert get_method("finetune").search_space["lr"] == LogUniform(0.01, 0.3)
+    assert get_method("finetune").search_space["lr"] == LogUniform(0.005, 0.2)
+
+
+def contains(dist, value) -> bool:
+    """Whether a declared search distribution can draw ``value``."""
+    if isinstance(dist, Choice):
+        return value in dist.values
+    return dist.low <= value <= dist.high
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_search_space_contains_the_registered_defaults(scenario):
+    """Trial 0 is the registered defaults: each searched hyperparameter's
+    default (the scenario's, where it has its own) lies inside its declared
+    space, so trial 0 is a point of the space every other trial draws from."""
+    outside = []
+    for name in list_methods():
+        info = get_method(name)
+        defaults = info.defaults(scenario)
+        outside += [f"{name}.{key}={defaults[key]!r} not in {dist}" for key, dist in info.search_space.items()
+                    if not contains(dist, defaults[key])]
+    assert not outside, outside
+
+
+def test_contains_sees_a_default_outside_its_space():
+    assert contains(LogUniform(1e-4, 1e-3), 1e-3) and not contains(LogUniform(1e-4, 1e-3), 3e-5)
+    assert contains(IntRange(2, 8), 8) and not contains(IntRange(2, 8), 10)
+    assert contains(Choice(64, 256), 256) and not contains(Choice(64, 256), 128)
+
+
+def test_every_built_in_method_cites_where_its_defaults_come_from():
+    uncited = [name for name in list_methods() if get_method(name).hyper is not None
+               and method_origin(name) == "built-in" and not get_method(name).defaults_source]
+    assert not uncited, uncited
+    for name in list_methods():
+        source = get_method(name).defaults_source or ""
+        assert "|" not in source and len(source) <= 120, name   # a cell of the leaderboard's tuning table
 
 
 @dataclass
@@ -85,11 +123,12 @@ def test_tune_writes_presets_that_the_grid_uses(tmp_path, capsys):
     record = doc["tuning"]["random 10%"]["finetune"]
     assert record["trials"] == record["budget"] == 2 and len(record["history"]) == 2 and record["seeds"] == [100]
     first = record["history"][0]
-    assert first["defaults"] and first["epochs"] == 10 and first["lr"] == 0.1    # trial 0: defaults
-    assert record["trial0"] == {"epochs": 10, "lr": 0.1} and record["default"] == first["avg_gap"]
+    assert first["defaults"] and first["epochs"] == 10 and first["lr"] == 0.01   # trial 0: SalUn's FT defaults
+    assert record["trial0"] == {"epochs": 10, "lr": 0.01} and record["default"] == first["avg_gap"]
+    assert record["defaults_source"] == get_method("finetune").defaults_source
     assert record["best"] == min(h["avg_gap"] for h in record["history"])
     assert tuned == {k: v for k, v in record["history"][record["best_trial"]].items() if k in ("epochs", "lr")}
-    assert "lr: log-uniform [0.01, 0.3]" in record["search_space"] and "TPESampler" in record["sampler"]
+    assert "lr: log-uniform [0.005, 0.2]" in record["search_space"] and "TPESampler" in record["sampler"]
     assert (tmp_path / "out" / "tuning" / "studies.db").is_file()
     # rerunning the same command continues the study: it is complete, nothing runs, the preset stays
     text = path.read_text()
@@ -97,11 +136,12 @@ def test_tune_writes_presets_that_the_grid_uses(tmp_path, capsys):
     # the benchmark grid picks the preset up for that table only; explicit arguments still win
     grid = Grid(seeds=[0], scenarios=["random"], ratios=[0.1, 0.5], methods=["finetune"], tuned=str(presets))
     hypers = {s.scenario.label: s.hyper for s in expand(grid)}
-    assert hypers["random 10%"] == tuned and hypers["random 50%"] == {"epochs": 10, "lr": 0.1}
-    grid.method_args = {"finetune": {"lr": 0.01}}
-    assert {s.scenario.label: s.hyper["lr"] for s in expand(grid)}["random 10%"] == 0.01
+    assert hypers["random 10%"] == tuned and hypers["random 50%"] == {"epochs": 10, "lr": 0.01}
+    grid.method_args = {"finetune": {"lr": 0.0123}}
+    assert tuned["lr"] != 0.0123
+    assert {s.scenario.label: s.hyper["lr"] for s in expand(grid)}["random 10%"] == 0.0123
     grid.tuned, grid.method_args = False, {}
-    assert expand(grid)[0].hyper == {"epochs": 10, "lr": 0.1}
+    assert expand(grid)[0].hyper == {"epochs": 10, "lr": 0.01}
     # tuning another method keeps the first one's entry
     assert main(["tune", "gradient_ascent", "--scenarios", "random", "--ratios", "0.1", "--trials", "1",
                  "--tune-seeds", "100", "--presets", str(presets), "--out", str(tmp_path / "out")]) == 0
@@ -179,5 +219,5 @@ def test_tuning_section_states_budget_and_spaces(tmp_path):
 
     text = leaderboard_section(tmp_path)
     assert f"same budget of {T.DEFAULT_TRIALS} complete trials" in text
-    assert "| finetune | epochs: integer 3..15; lr: log-uniform [0.01, 0.3] |" in text
+    assert "| finetune | epochs: integer 3..15; lr: log-uniform [0.005, 0.2] |" in text
     assert "| trial 0 | trial 0's defaults from | best |" in text
