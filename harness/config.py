@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import re
 import typing
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -18,7 +19,7 @@ from unlearnbench import datasets as D
 from unlearnbench.methods import TrainConfig, UnknownMethod, coerce, get_method, list_methods
 
 from .errors import UsageError
-from .models import get_model
+from .models import check_model_arguments, get_model
 from .presets import tuned_values
 from .spec import SCENARIOS, RunSpec, Scenario
 from .tomlio import tomllib
@@ -44,7 +45,8 @@ class Grid:
     floor_retrains: int = 2                   # K extra retrains per forget set: the retrain noise floor
     tuned: bool | str = True                  # use configs/tuned/ presets (False: none; a path: that folder)
     train: dict = field(default_factory=dict)         # overrides of the models' default training
-    model_args: dict = field(default_factory=dict)    # model name -> kwargs
+    model_args: dict = field(default_factory=dict)    # model name -> kwargs (one fixed value each)
+    model_grid: dict = field(default_factory=dict)    # model name -> kwarg -> list of grid values
     method_args: dict = field(default_factory=dict)   # method name -> hyperparameter overrides
     device: str = "auto"
     out: str = "results"
@@ -56,7 +58,7 @@ class Grid:
 
     LIST_KEYS = ("datasets", "models", "scenarios", "ratios", "classes", "subclasses", "methods", "seeds")
     PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-    TABLE_KEYS = ("train", "model_args", "method_args")
+    TABLE_KEYS = ("train", "model_args", "model_grid", "method_args")
 
 
 def _suggest(key: str, accepted) -> str:
@@ -100,6 +102,8 @@ def apply_mapping(grid: Grid, data: dict, source: str) -> Grid:
             if not isinstance(value, dict):
                 raise UsageError(f"{source}: {key!r} must be a table, got {value!r}")
             merged = dict(getattr(grid, key))
+            if key == "model_grid":
+                _check_model_grid(value, source)
             for k, v in value.items():
                 merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) and key != "train" else v
             setattr(grid, key, merged)
@@ -112,6 +116,48 @@ def apply_mapping(grid: Grid, data: dict, source: str) -> Grid:
         else:
             setattr(grid, key, value)
     return grid
+
+
+def _check_model_grid(value: dict, source: str) -> None:
+    for model, axes in value.items():
+        if not isinstance(axes, dict):
+            raise UsageError(f"{source}: model_grid.{model} must be a table of argument = [values], got {axes!r}")
+        for arg, values in axes.items():
+            if not isinstance(values, list) or not values:
+                raise UsageError(f"{source}: model_grid.{model}.{arg} must be a non-empty list of grid values "
+                                 f"(e.g. [128, 512]), got {values!r}")
+
+
+def parse_model_value(text: str):
+    """One model-argument value from the command line: an int, a float,
+    true/false, ``128x128`` (a list: two layers of 128), else a string."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(x\d+)+", text):
+        return [int(t) for t in text.split("x")]
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_model_args(items: list[str], models: list[str]) -> dict:
+    """``["hidden=128,512", "cnn.channels=16x32"]`` -> model_grid: each
+    comma-separated value is one grid value; ``KEY`` applies to every model
+    of the grid, ``MODEL.KEY`` to that model only."""
+    out: dict = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        values = [parse_model_value(t) for t in text.split(",") if t.strip()]
+        if not sep or not name.strip() or not values:
+            raise UsageError(f"--model-args {item!r}: expected [MODEL.]KEY=VALUE[,VALUE...], e.g. hidden=128,512")
+        model, dot, key = name.strip().rpartition(".")
+        for m in ([model] if dot else models):
+            out.setdefault(m, {})[key] = values
+    return out
 
 
 def parse_list(text: str, kind, option: str) -> list:
@@ -159,6 +205,8 @@ def grid_from_args(args) -> Grid:
         options["tuned"] = False
     if getattr(args, "method_arg", None):
         options["method_args"] = parse_assignments(args.method_arg, "--method-arg")
+    if getattr(args, "model_args", None):
+        options["model_grid"] = parse_model_args(args.model_args, options.get("models") or grid.models)
     if getattr(args, "train_arg", None):
         options["train"] = {k: v for k, v in (a.split("=", 1) for a in args.train_arg if "=" in a)}
         if len(options["train"]) != len(args.train_arg):
@@ -199,6 +247,10 @@ def expand(grid: Grid) -> list:
             raise UsageError(str(e)) from None
     for name in grid.models:
         get_model(name)
+    for key in ("model_args", "model_grid"):
+        for name, args in getattr(grid, key).items():
+            get_model(name)
+            check_model_arguments(name, args)
     methods = grid.methods if grid.methods is not None else list_methods()
     for name in methods:
         try:
@@ -264,7 +316,8 @@ def expand(grid: Grid) -> list:
                 scenarios += [Scenario("class", forget_class=c) for c in classes[d_name]]
             elif kind == "subclass":
                 scenarios += [Scenario("subclass", forget_class=c) for c in subclasses[d_name]]
-        for seed, scenario, method in itertools.product(grid.seeds, scenarios, methods):
+        for point, seed, scenario, method in itertools.product(model_points(grid, m_name), grid.seeds, scenarios,
+                                                               methods):
             overrides = {**tuned_values(grid.tuned, d_name, m_name, scenario.label, method),
                          **grid.method_args.get(method, {})}
             try:
@@ -273,10 +326,18 @@ def expand(grid: Grid) -> list:
                 raise UsageError(str(e)) from None
             specs.append(RunSpec(
                 dataset=d_name, model=m_name, scenario=scenario, method=method, seed=int(seed),
-                train=train, hyper=_as_plain(hyper), model_args=dict(grid.model_args.get(m_name, {})),
+                train=train, hyper=_as_plain(hyper), model_args=point,
                 val_frac=float(grid.val_frac), train_subset=grid.train_subset, test_subset=grid.test_subset,
                 floor_retrains=grid.floor_retrains))
     return specs
+
+
+def model_points(grid: Grid, model: str) -> list[dict]:
+    """The model's arguments at each point of its grid: the fixed
+    ``model_args`` with one value of every ``model_grid`` axis (which wins)."""
+    axes = grid.model_grid.get(model, {})
+    fixed = {k: v for k, v in grid.model_args.get(model, {}).items() if k not in axes}
+    return [{**fixed, **dict(zip(axes, values))} for values in itertools.product(*axes.values())]
 
 
 def _as_plain(hyper) -> dict:

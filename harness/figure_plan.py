@@ -1,15 +1,22 @@
 """Which figures a set of records gives (harness/figures.py draws them; the
-leaderboard links them): pure, no matplotlib, no file system."""
+leaderboard links them): pure, no matplotlib, no file system.  Per table:
+the trade-off, gap-vs-time and distance figures; per setting with two forget
+ratios at least: every metric against the ratio; per width sweep (MUSO's
+regime study): distance and Avg. Gap against M/N."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
-from .columns import METRICS, TABLE_KEYS
+from .columns import METRICS, SETTING_KEYS, TABLE_KEYS, setting_label, sweep_series
 
+FIGURES_DIR = "figures"       # inside the results folder
 CLASS_ONLY = ("test_acc_forget_class", "test_acc_other_classes")
+FIGURE_KINDS = ("regime_distance", "regime_gap")             # a width sweep's figures
+DISTANCE_METRICS = ("param_dist_rel", "param_dist_floor_ratio")
 
 
 @dataclass
@@ -19,11 +26,18 @@ class FigurePlan:
     caption: str
     panels: int
     kind: str
-    select: dict = field(default_factory=dict)   # dataset/model of a metric-vs-ratio figure
+    select: dict = field(default_factory=dict)   # the setting of a metric-vs-ratio figure, dataset/model of a sweep's
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower()
+
+
+def figure_link(out: Path, name: str) -> str:
+    """A figure's path relative to the leaderboard at its default place (see
+    ``leaderboard.default_leaderboard_path``), so links do not depend on the file system."""
+    out = Path(out)
+    return (Path("results") if out.name == "results" else Path(".")).joinpath(FIGURES_DIR, name).as_posix()
 
 
 def ratio_metrics(rows: pd.DataFrame) -> list[str]:
@@ -49,10 +63,36 @@ def plan_figures(summary: pd.DataFrame) -> list[FigurePlan]:
                    "the Original's bar gives the scale.", n_tables, "param_dist"),
     ]
     random = summary[summary["scenario_kind"] == "random"]
-    for (dataset, model), rows in random.groupby(["dataset", "model"], sort=True):
+    for key, rows in random.groupby(SETTING_KEYS, sort=True):
+        if rows["ratio"].nunique() < 2:   # a figure against the forget ratio needs two ratios at least
+            continue
+        select = dict(zip(SETTING_KEYS, key))
+        label = setting_label(select)
+        default = label == f"{select['dataset']} · {select['model']}"
         plans.append(FigurePlan(
-            f"metrics_vs_ratio_{slug(dataset)}_{slug(model)}.png", f"Metrics vs forget ratio ({dataset} · {model})",
-            f"Every metric of the random-forgetting tables of {dataset} · {model} against the share of the "
+            f"metrics_vs_ratio_{slug(select['dataset'])}_{slug(select['model'])}.png" if default
+            else f"metrics_vs_ratio_{slug(label)}.png", f"Metrics vs forget ratio ({label})",
+            f"Every metric of the random-forgetting tables of {label} against the share of the "
             "training set forgotten (mean ± std over seeds); Retrain dashed, Original dotted.",
-            len(ratio_metrics(rows)), "ratio", {"dataset": dataset, "model": model}))
+            len(ratio_metrics(rows)), "ratio", select))
+    swept: dict[tuple, int] = {}
+    for key, _ in sweep_series(summary):
+        swept[(key["dataset"], key["model"])] = swept.get((key["dataset"], key["model"]), 0) + 1
+    for (dataset, model), n in sorted(swept.items()):
+        select = {"dataset": dataset, "model": model}
+        plans += [
+            FigurePlan(figure_name("regime_distance", dataset, model),
+                       f"Distance to Retrain against M/N ({dataset} · {model})",
+                       "Width sweep, all layers trained: ‖θ−θr‖/‖θr‖ and ‖θ−θr‖ over the retrain noise floor against "
+                       "M/N = head inputs ÷ |D_r| (log scales; mean ± std over seeds), one line per method; the "
+                       "dotted line marks M = N, the dashed one a ratio of 1 to the floor.",
+                       n * len(DISTANCE_METRICS), "regime_distance", select),
+            FigurePlan(figure_name("regime_gap", dataset, model), f"Avg. Gap against M/N ({dataset} · {model})",
+                       "Width sweep, all layers trained: Avg. Gap to Retrain (lower is better) against M/N = head "
+                       "inputs ÷ |D_r| (log scale; mean ± std over seeds), one line per method, the Original dotted.",
+                       n, "regime_gap", select)]
     return plans
+
+
+def figure_name(kind: str, dataset: str, model: str) -> str:
+    return f"{kind}_{slug(dataset)}_{slug(model)}.png"

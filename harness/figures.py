@@ -3,7 +3,11 @@
 - ``tradeoff_forget_vs_test.png``: forget vs test accuracy, one panel per table, Retrain marked;
 - ``gap_vs_time.png``: Avg. Gap vs unlearning time (log scale), one panel per table;
 - ``param_dist.png``: distance to the Retrain model in parameter space, with error bars;
-- ``metrics_vs_ratio_<dataset>_<model>.png``: every metric against the forget ratio.
+- ``metrics_vs_ratio_<dataset>_<model>.png``: every metric against the forget ratio (a setting
+  with two ratios at least; another model argument or training: ``metrics_vs_ratio_<setting>.png``);
+- ``regime_distance_<dataset>_<model>.png`` and ``regime_gap_<dataset>_<model>.png``: for a width
+  sweep (harness/regime.py), the distance to Retrain (relative, and over the noise floor) and the
+  Avg. Gap against M/N (head inputs ÷ |D_r|), one line per method.
 
 Points are the tables' means over seeds and error bars their standard
 deviations (ddof 0), the numbers of leaderboard.md.  :func:`plan_figures` says
@@ -20,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .columns import REFERENCE_ORDER, TABLE_KEYS
-from .figure_plan import FigurePlan, plan_figures, ratio_metrics
-from .leaderboard import FIGURES_DIR, load_summary, method_label, table_label
+from .columns import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
+from .figure_plan import DISTANCE_METRICS, FIGURES_DIR, FigurePlan, plan_figures, ratio_metrics
+from .leaderboard import load_summary, method_label, table_label
 from .metrics import DEFINITIONS
 
 REFERENCE_STYLE = {"original": dict(color="0.55", marker="X"), "retrain": dict(color="black", marker="*")}
@@ -171,8 +175,11 @@ def _draw_param_dist(rows: pd.DataFrame, style: Styles, legend: list[str]):
     return fig, []   # the methods are named on the axis
 
 
-def _draw_ratio(rows: pd.DataFrame, style: Styles, legend: list[str], dataset: str, model: str):
-    rows = rows[(rows["scenario_kind"] == "random") & (rows["dataset"] == dataset) & (rows["model"] == model)].copy()
+def _draw_ratio(rows: pd.DataFrame, style: Styles, legend: list[str], **setting):
+    mask = rows["scenario_kind"] == "random"
+    for key, value in setting.items():
+        mask &= rows[key] == value
+    rows = rows[mask].copy()
     rows["ratio_pct"] = rows["ratio"] * 100
     metrics = ratio_metrics(rows)
     fig, axes = _panels(len(metrics), METRIC_COLUMNS, 2.6, 2.3)
@@ -191,7 +198,43 @@ def _draw_ratio(rows: pd.DataFrame, style: Styles, legend: list[str], dataset: s
     return fig, [label for label in legend if label in set(rows["label"])]
 
 
-DRAW = {"tradeoff": _draw_tradeoff, "gap_time": _draw_gap_time, "param_dist": _draw_param_dist,
+def _regime_panels(rows: pd.DataFrame, style: Styles, legend: list[str], dataset: str, model: str,
+                   metrics: tuple[str, ...]):
+    series = [(k, r) for k, r in sweep_series(rows) if k["dataset"] == dataset and k["model"] == model]
+    fig, axes = _panels(len(series) * len(metrics), len(metrics) if len(metrics) > 1 else 2, 3.6, 2.9)
+    drawn: set[str] = set()
+    for i, (key, series_rows) in enumerate(series):
+        series_rows = series_rows.assign(m_over_n=series_rows["n_head_inputs"] / series_rows["n_retain"])
+        for j, metric in enumerate(metrics):
+            ax = axes[i * len(metrics) + j]
+            for label, g in series_rows.sort_values("m_over_n").groupby("label", sort=True):
+                g = g[g[f"{metric}_mean"].notna() & ((g[f"{metric}_mean"] > 0) | (metric == "avg_gap"))]
+                if g.empty or (label == "retrain" and metric != "param_dist_floor_ratio"):
+                    continue
+                drawn.add(label)
+                ax.errorbar(g["m_over_n"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"], color=style.colour[label],
+                            linestyle={"original": ":", "retrain": "--"}.get(label, "-"), marker=style.marker[label],
+                            markersize=9 if label == "retrain" else 5, capsize=2, linewidth=1.4)
+            ax.axvline(1.0, color="0.4", linestyle=":", linewidth=1)
+            if metric == "param_dist_floor_ratio":
+                ax.axhline(1.0, color="0.4", linestyle="--", linewidth=1)
+            _log_axis(ax, "x", series_rows["m_over_n"])
+            if metric != "avg_gap":
+                _log_axis(ax, "y", series_rows[f"{metric}_mean"].dropna())
+            ax.set(title=f"{key['loss']} · {scenario_label(key)}", ylabel=_axis_label(metric))
+    fig.supxlabel("M/N = head inputs ÷ |D_r|")
+    return fig, [label for label in legend if label in drawn]
+
+
+def _draw_regime_distance(rows, style, legend, dataset, model):
+    return _regime_panels(rows, style, legend, dataset, model, DISTANCE_METRICS)
+
+
+def _draw_regime_gap(rows, style, legend, dataset, model):
+    return _regime_panels(rows, style, legend, dataset, model, ("avg_gap",))
+
+
+DRAW = {"regime_distance": _draw_regime_distance, "regime_gap": _draw_regime_gap, "tradeoff": _draw_tradeoff, "gap_time": _draw_gap_time, "param_dist": _draw_param_dist,
         "ratio": _draw_ratio}
 
 
@@ -225,6 +268,7 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
                 written.append((path, plan, len(fig.axes)))
     keep = {plan.name for plan in plans}
     for stale in folder.glob("*.png"):
-        if stale.name not in keep and stale.name.startswith(("tradeoff_", "gap_vs_time", "param_dist", "metrics_vs_ratio_")):
+        if stale.name not in keep and stale.name.startswith(("tradeoff_", "gap_vs_time", "param_dist", "metrics_vs_ratio_",
+                                                                   "regime_")):
             stale.unlink()
     return written

@@ -20,56 +20,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .columns import METRICS, REFERENCE_ORDER, TABLE_KEYS, variant_label
-from .figure_plan import plan_figures
+from .columns import METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
+from .figure_plan import figure_link, plan_figures
 from . import ranking as R
 from .metrics import DEFINITIONS
 from .records import RecordStore, write_text_atomic
 from .statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_interval
+from .summary import records_frame
 
 REGENERATE = "unlearnbench leaderboard"
 RANK_METRIC = "avg_gap"       # the overall ranking: mean rank by Avg. Gap across tables
 COMMUNITY = "community"       # submissions' folders, beside the leaderboard
-FIGURES_DIR = "figures"       # inside the results folder
 
 # Extra sections appended by other commands' renderers: (title, "module:function"),
 # each function takes the results folder and returns markdown or None.
 SECTIONS: list[tuple[str, str]] = [
+    ("MUSO's regime: where exact unlearning holds in networks", "unlearnbench.harness.regime:leaderboard_section"),
     ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.exactness:leaderboard_section"),
     ("Loss-attack MIA and the retrain noise floor", "unlearnbench.harness.floor:leaderboard_section"),
     ("Forgetting quality (NeurIPS 2023 challenge metric)", "unlearnbench.harness.forgetting_quality:leaderboard_section"),
     ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning_report:leaderboard_section"),
 ]
-
-
-def records_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per run record (any status)."""
-    rows = []
-    for r in records:
-        c = r["config"]
-        sc = c["scenario"]
-        row = {"dataset": c["dataset"], "model": c["model"], "scenario_kind": sc["kind"],
-               "ratio": sc.get("ratio", np.nan), "forget_class": sc.get("forget_class", np.nan),
-               "train_subset": c.get("train_subset") or np.nan, "test_subset": c.get("test_subset") or np.nan,
-               "method": c["method"], "seed": c["seed"], "status": r["status"],
-               "hyper": c.get("hyper", {}), "key": r["key"], "message": r.get("message"),
-               "community": bool(r.get("submission"))}
-        for k, v in (r.get("sizes") or {}).items():
-            row[f"n_{k}"] = v
-        for m in METRICS:
-            v = r.get("metrics", {}).get(m)
-            row[m] = np.nan if v is None else float(v)
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    df["variant"] = ""
-    for _, group in df.groupby(TABLE_KEYS + ["method"], dropna=False):
-        hypers = [dict(t) for t in {tuple(sorted((k, str(v)) for k, v in h.items())) for h in group["hyper"]}]
-        if len(hypers) > 1:
-            for i in group.index:
-                df.at[i, "variant"] = variant_label({k: str(v) for k, v in df.at[i, "hyper"].items()}, hypers)
-    return df
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
@@ -87,18 +58,23 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         summary[f"{m}_mean"] = grouped[m].mean()
         summary[f"{m}_std"] = grouped[m].std(ddof=0)
         summary[f"{m}_ci95"] = grouped[m].agg(lambda x: t_interval(x)[1])
-    for k in ("n_retain", "n_forget", "n_test"):
+    for k in ("n_retain", "n_forget", "n_test", "n_head_inputs"):
         if k in ok:
             summary[k] = grouped[k].first()
+    for k in ("head_inputs", "proj_rows"):   # a method's regime diagnostics (MUSO: M and N of Π_r)
+        summary[f"{k}_min"], summary[f"{k}_max"] = grouped[k].min(), grouped[k].max()
     summary = summary.reset_index()
     summary["table"] = [table_label(r) for _, r in summary.iterrows()]
     runs = ok[~ok["method"].isin(list(REFERENCE_ORDER))]
     runs = runs.assign(table=[table_label(r) for _, r in runs.iterrows()])
     summary = summary.merge(R.tied_rank_frame(runs), on=["table", "method", "variant"], how="left")
     summary["order"] = summary["method"].map(REFERENCE_ORDER).fillna(2)
-    summary = summary.sort_values(["dataset", "model", "scenario_kind", "ratio", "forget_class",
-                                   "order", "avg_gap_mean", "method", "variant"], na_position="last")
-    return summary.drop(columns=["order", "table"]).reset_index(drop=True)
+    for k in ("model_args", "training"):   # widths in numeric order: hidden=128 before hidden=2048
+        summary[f"{k}_order"] = summary[k].map(natural_key)
+    summary = summary.sort_values(["dataset", "model", "model_args_order", "loss", "trainable", "training_order",
+                                   "scenario_kind", "ratio", "forget_class", "order", "avg_gap_mean", "method",
+                                   "variant"], na_position="last")
+    return summary.drop(columns=["order", "table", "model_args_order", "training_order"]).reset_index(drop=True)
 
 
 def format_cell(mean: float, half: float, metric: str) -> str:
@@ -115,21 +91,6 @@ def format_cell(mean: float, half: float, metric: str) -> str:
 
     body = number(mean, 3) + ("×" if metric == "rte" else "")
     return body if half is None or math.isnan(half) else f"{body} ± {number(half, 2)}"
-
-
-def _scenario_label(row) -> str:
-    if row["scenario_kind"] == "random":
-        return f"random {row['ratio'] * 100:g}%"
-    if not (isinstance(row["forget_class"], float) and math.isnan(row["forget_class"])):
-        return f"{row['scenario_kind']} {int(row['forget_class'])}"
-    return str(row["scenario_kind"])
-
-
-def table_label(row) -> str:
-    subsets = [f"{int(row[k]):,} {k.split('_')[0]}" for k in ("train_subset", "test_subset")
-               if k in row and not pd.isna(row[k])]
-    return (f"{row['dataset']} · {row['model']} · {_scenario_label(row)}"
-            + (f" · subset: {', '.join(subsets)}" if subsets else ""))
 
 
 def method_label(row, link: bool = True) -> str:
@@ -237,6 +198,8 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
         name = method_label(r)
         if r["method"] in REFERENCE_ORDER:
             name = f"**{name}**"
+        if regime_label(r):
+            name += f" · {regime_label(r)}"
         cells = [format_cell(r[f"{m}_mean"], r[f"{m}_ci95"], m) for m in metrics]
         cells = [f"**{c}**" if i in best[m] else c for c, m in zip(cells, metrics)]
         rank = r.get(R.rank_column(RANK_METRIC))
@@ -272,7 +235,7 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
     ]
     if not df.empty and "status" in df:
         statuses = ", ".join(f"{n} {k}" for k, n in df["status"].value_counts().sort_index().items())
-        scenarios = list(dict.fromkeys(_scenario_label(r) for _, r in summary.iterrows())) if not summary.empty else []
+        scenarios = list(dict.fromkeys(scenario_label(r) for _, r in summary.iterrows())) if not summary.empty else []
         methods = [m for m in REFERENCE_ORDER if m in set(df["method"])] + sorted(set(df["method"]) - set(REFERENCE_ORDER))
         parts += [
             f"**What was run.** {len(df)} runs ({statuses}): datasets {_listing(sorted(set(df['dataset'])))}; "
@@ -298,13 +261,6 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
         "## Metrics", "", definitions_markdown(),
     ]
     return parts
-
-
-def figure_link(out: Path, name: str) -> str:
-    """A figure's path relative to the leaderboard at its default place (see
-    :func:`default_leaderboard_path`), so links do not depend on the file system."""
-    out = Path(out)
-    return (Path("results") if out.name == "results" else Path(".")).joinpath(FIGURES_DIR, name).as_posix()
 
 
 def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:

@@ -145,5 +145,12 @@ def result_fields(metrics: dict, refs, ref: RetrainReference, split_path: str, s
                       "floor": ref.floor},
         "forget_indices": split_path,
         "sizes": {k: len(v) for k, v in split.items()},
+        "model_size": model_size(refs.original),
         "eval_time_s": time.perf_counter() - eval_started,
     }
+
+
+def model_size(model) -> dict:
+    """Parameters, and M: the inputs of the head, its bias counted as a ones column."""
+    return {"parameters": sum(p.numel() for p in model.parameters()),
+            "head_inputs": model.head.in_features + (model.head.bias is not None)}

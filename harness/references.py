@@ -95,7 +95,7 @@ class ReferenceModels:
         odir = self.cache.entry("original", okey)
 
         def train_original():
-            self.log(f"training original ({spec.dataset}/{spec.model} seed={spec.seed})")
+            self.log(f"training original ({spec.model_label()} seed={spec.seed})")
             model = self.make_model(spec, derive_seed(spec.seed, "init"))
             save_state(model.state_dict(), odir / "theta0.pt")
             pool = torch.as_tensor(data.pool, device=self.device)

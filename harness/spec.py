@@ -29,6 +29,17 @@ def derive_seed(seed: int, *tags) -> int:
     return int(stable_hash([seed, *tags], 15), 16)
 
 
+def format_model_args(args: dict) -> str:
+    """``hidden=2048`` / ``activation=cos, bandwidth=2, hidden=4096``: a model's
+    arguments as a label (sorted by name; a list of widths as ``128x128``)."""
+    def value(v) -> str:
+        if isinstance(v, (list, tuple)):
+            return "x".join(value(x) for x in v)
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k}={value(args[k])}" for k in sorted(args))
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Which training samples are to be forgotten."""
@@ -111,5 +122,10 @@ class RunSpec:
                    train_subset=c.get("train_subset"), test_subset=c.get("test_subset"),
                    floor_retrains=int(c.get("floor_retrains", 0)))
 
+    def model_label(self) -> str:
+        """``digits/mlp(hidden=2048)``: the data and the model with its arguments."""
+        model = self.model + (f"({format_model_args(self.model_args)})" if self.model_args else "")
+        return f"{self.dataset}/{model}"
+
     def describe(self) -> str:
-        return f"{self.dataset}/{self.model} {self.scenario.label} seed={self.seed} {self.method}"
+        return f"{self.model_label()} {self.scenario.label} seed={self.seed} {self.method}"

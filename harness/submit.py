@@ -33,6 +33,7 @@ from pathlib import Path
 
 from unlearnbench.methods import UnknownMethod, get_method, list_methods, method_origin, unregister_method
 
+from .columns import table_fields
 from .config import expand, grid_from_args
 from .errors import UsageError
 from .leaderboard import (COMMUNITY, DEFINITIONS, REFERENCE_ORDER, TABLE_KEYS, community_dir, format_cell,
@@ -284,9 +285,13 @@ COMPARE_METRICS = ("forget_acc", "test_acc", "mia_efficacy", "param_dist", "avg_
 def comparison(out, sub_name: str, specs) -> str:
     """Plain-text tables: per table of the grid, every method's row with the
     submission marked (→) and ranked by Avg. Gap, then its overall mean rank."""
+    import pandas as pd
+
     _, summary = load_summary(out)
-    wanted = {f"{s.dataset} · {s.model} · {s.scenario.label}" for s in specs}
-    summary = summary[[table_label(r) in wanted for _, r in summary.iterrows()]]
+    keys = [k for k in TABLE_KEYS if k != "training"]   # "training" compares records: not a run's own field
+    as_key = lambda fields: tuple("" if pd.isna(fields[k]) else fields[k] for k in keys)
+    wanted = {as_key(table_fields(s.to_config())) for s in specs}
+    summary = summary[[as_key(r) in wanted for _, r in summary.iterrows()]]
     ranks = table_ranks(summary)["rank"]
     lines = []
     for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):

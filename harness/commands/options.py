@@ -23,7 +23,14 @@ def add_grid_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--method-arg", action="append", metavar="METHOD.KEY=VALUE",
                    help="override a method hyperparameter (repeatable), e.g. finetune.lr=0.01")
     g.add_argument("--train-arg", action="append", metavar="KEY=VALUE",
-                   help="override the reference training configuration (repeatable), e.g. epochs=10")
+                   help="override the reference training configuration (repeatable), e.g. epochs=10, "
+                        "loss=squared, trainable=head")
+    g.add_argument("--model-args", action="append", dest="model_args", metavar="[MODEL.]KEY=V1[,V2...]",
+                   help="model arguments as grid axes (repeatable): each comma-separated value is one grid value "
+                        "and part of the runs' identity; KEY applies to every model of the grid, MODEL.KEY to one. "
+                        "E.g. hidden=128,512,2048 (an MLP with one hidden layer of each width; 128x128: two "
+                        "layers), cnn.hidden=64,256 (the CNN's head width).  TOML: [model_grid.mlp] "
+                        "hidden = [128, 512] (grid values); [model_args.mlp] hidden = [128, 128] (one fixed value)")
     g.add_argument("--val-frac", type=float, dest="val_frac", help="validation share carved from train (default 0.1)")
     g.add_argument("--train-subset", type=int, dest="train_subset", metavar="N",
                    help="use a fixed, class-balanced subset of N training images (default: all)")

@@ -6,8 +6,9 @@ architecture is a module of this package that registers itself; importing
 the package imports them all, here, in one place.
 """
 from .base import Classifier, InputSpec, Normalize
-from .registry import ModelInfo, build_model, get_model, list_models, register_model
+from .registry import (ModelInfo, build_model, check_model_arguments, get_model, list_models, model_arguments,
+                       register_model)
 from . import convnets, mlp, rf_linear  # noqa: E402,F401  (register cnn, resnet18, mlp, rf_linear)
 
-__all__ = ["Classifier", "InputSpec", "ModelInfo", "Normalize", "build_model", "get_model", "list_models",
-           "register_model"]
+__all__ = ["Classifier", "InputSpec", "ModelInfo", "Normalize", "build_model", "check_model_arguments", "get_model",
+           "list_models", "model_arguments", "register_model"]

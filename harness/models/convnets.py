@@ -58,11 +58,14 @@ class CifarResNet18(Classifier):
 
 
 @register_model("cnn", train=TrainConfig(epochs=20, batch_size=128, lr=0.05, weight_decay=5e-4),
-                summary="small CNN: conv32-pool-conv64-pool-fc128 (kwargs channels, hidden); 28x28 or 32x32")
+                summary="small CNN: conv32-pool-conv64-pool-fc128 (kwargs channels; hidden, the head's input "
+                        "width); 28x28 or 32x32")
 def cnn(spec: InputSpec, channels=(32, 64), hidden=128) -> Classifier:
     if len(spec.shape) != 3 or min(spec.shape[1:]) < 4:
         raise UsageError(f"model 'cnn' needs C x H x W images of at least 4x4; the data are {spec.shape}")
-    return SmallCNN(spec, tuple(int(c) for c in channels), int(hidden))
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ValueError(f"hidden={hidden!r}: expected the head's input width, a positive integer")
+    return SmallCNN(spec, tuple(int(c) for c in channels), hidden)
 
 
 @register_model("resnet18", train=TrainConfig(epochs=100, batch_size=128, lr=0.1, weight_decay=5e-4,
