@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from unlearnbench import datasets as D
-from unlearnbench.methods import Context, Split, auto_checkpoint
+from unlearnbench.methods import Context, Split, auto_checkpoint, remove_stale_temporaries
 
 from . import method_run as MR
 from .cache import ModelCache
@@ -56,7 +56,9 @@ class Harness:
         self.store = RecordStore(self.out)
         self.log = log or (lambda msg: None)
         self.method_progress = method_progress   # receives the methods' ctx.progress(fraction, message) calls
-        self.cache = ModelCache(self.cache_dir, self.device)
+        self.cache = ModelCache(self.cache_dir, self.device, warn=log)
+        # what writers killed mid-write left (their temporary files); a live writer's stay
+        remove_stale_temporaries(self.out, self.cache_dir)
         self.refs = ReferenceModels(self.data_store, self.cache, self.device, self.log, method_progress)
         self._group: dict = {}
         self.env = None
