@@ -40,6 +40,18 @@ from .spec import RunSpec
 __all__ = ["Harness", "ProtocolData", "References"]
 
 
+def remove_leftovers(out, cache_dir=None) -> None:
+    """Remove what killed processes left: the temporary files of writers
+    that are gone (a live writer's stay), and the checkpoints of runs whose
+    record was written just before the kill."""
+    cache_dir = Path(cache_dir) if cache_dir else Path(out) / "cache"
+    remove_stale_temporaries(out, cache_dir)
+    store = RecordStore(out)
+    for folder in (cache_dir / "checkpoints").glob("*"):
+        if store.is_done(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class Harness:
     """Runs :class:`RunSpec` s, sharing data and reference models between them."""
 
@@ -57,8 +69,7 @@ class Harness:
         self.log = log or (lambda msg: None)
         self.method_progress = method_progress   # receives the methods' ctx.progress(fraction, message) calls
         self.cache = ModelCache(self.cache_dir, self.device, warn=log)
-        # what writers killed mid-write left (their temporary files); a live writer's stay
-        remove_stale_temporaries(self.out, self.cache_dir)
+        remove_leftovers(self.out, self.cache_dir)
         self.refs = ReferenceModels(self.data_store, self.cache, self.device, self.log, method_progress)
         self._group: dict = {}
         self.env = None

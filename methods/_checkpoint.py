@@ -1,6 +1,6 @@
 """Per-epoch checkpoints of :func:`fit` (methods/_train.py): how they are
-written (durably, whole or not at all: methods/_files.py), read (an
-unreadable one is ignored), and named inside :func:`auto_checkpoint`."""
+written (whole or not at all: methods/_files.py), read (an unreadable one
+is ignored), and named inside :func:`auto_checkpoint`."""
 from __future__ import annotations
 
 import contextvars
@@ -56,9 +56,13 @@ def active_auto_checkpoint() -> AutoCheckpoint | None:
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
+    """Whole or not at all, but not fsynced: a checkpoint lost to a power cut
+    costs epochs, not results (an unreadable one is ignored, an older one
+    resumes to the same weights), and an fsync per epoch is dear for small
+    models (see the report of issue 14)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    write_atomic(path, buffer.getbuffer())
+    write_atomic(path, buffer.getbuffer(), durable=False)
 
 
 def load_checkpoint(path: Path, device) -> dict | None:

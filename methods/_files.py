@@ -76,8 +76,11 @@ def make_dirs(folder: Path) -> None:
         raise _write_error(folder, e) from None
 
 
-def write_atomic(path, data) -> None:
-    """Write ``data`` (bytes) to ``path``: all of it, durably, or nothing (see the module's docstring)."""
+def write_atomic(path, data, durable: bool = True) -> None:
+    """Write ``data`` (bytes) to ``path``: all of it, durably, or nothing (see
+    the module's docstring).  ``durable=False`` skips the two fsyncs: still
+    whole or nothing after a killed process, but a power cut may lose it
+    (for files whose loss costs time, not results: training checkpoints)."""
     path = Path(path)
     make_dirs(path.parent)
     tmp = None
@@ -86,12 +89,14 @@ def write_atomic(path, data) -> None:
                                    dir=path.parent)
         try:
             _write_all(fd, data)
-            os.fsync(fd)              # the data is on the disk before the name points at it
+            if durable:
+                os.fsync(fd)          # the data is on the disk before the name points at it
         finally:
             os.close(fd)
         os.replace(tmp, path)
         tmp = None
-        fsync_dir(path.parent)        # and the new name is on the disk too
+        if durable:
+            fsync_dir(path.parent)    # and the new name is on the disk too
     except OSError as e:
         raise _write_error(path, e) from None
     finally:
