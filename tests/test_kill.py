@@ -68,7 +68,9 @@ def stage_of(log: Path, out: Path, methods: list[str]) -> str:
         stage = re.sub(r" \([^()]*\)$", "", lines[-1]).replace(" #1", "")   # without the run
     elif match := UPDATE.search(lines[-1]):
         done, total = int(match.group(1)), int(match.group(2))
-        stage = f"run of {methods[done]} (method, evaluation, record)" if done < total else "exiting"
+        stage = f"run of {methods[done]} (references, method, evaluation, record)" if done < total else "exit"
+    elif re.match(r"\d+ runs: ", lines[-1]):
+        stage = "exit (summary printed)"
     else:
         stage = f"after {lines[-1][:60]!r}"
     mid_write = sorted({re.sub(r"\.[a-z0-9_]+\.\d+@.*", "", p.name.lstrip(".")) for p in out.rglob("*.tmp")})
