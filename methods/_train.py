@@ -191,9 +191,10 @@ def fit(
                  ``weights_only=True``) and made by this same training (same
                  configuration, data size and parameters), removed when
                  training completes.  Default: one from :func:`auto_checkpoint`
-                 when called inside it (kept after the final epoch: see there).  A resumed training first reruns
-                 ``after_epoch`` of the epoch it resumes after, then ends with
-                 exactly the weights of an uninterrupted one.
+                 when called inside it (kept after the final epoch: see
+                 there).  An unreadable one is ignored.  A resumed training
+                 first reruns ``after_epoch`` of the epoch it resumes after,
+                 then ends with exactly the weights of an uninterrupted one.
     Raises :class:`Diverged` as soon as a loss is NaN or infinite.
 
     A model that knows where this training ends (``model.sgd_limit(x, targets)``,
