@@ -124,6 +124,10 @@ class ModelCache:
     def entry(self, kind: str, key: str) -> Path:
         return self.kind_dir(kind) / key
 
+    def answer_keys(self) -> list[Path]:
+        """The folders a method must not read: the retrains, and the quarantine (damaged ones)."""
+        return [self.kind_dir("retrain"), self.root / QUARANTINE]
+
     def load_or_train(self, entry: Path, train: Callable, meta: dict, log: dict) -> tuple[dict, float]:
         """The state dicts ({file name: state}, on the device) and training
         seconds of ``entry``, trained first by ``train() -> ({file name:

@@ -146,7 +146,7 @@ class Harness:
         self.diagnostics = {}   # what the method reports through ctx.diagnostics
         context = lambda generator: self.context(spec, refs.original, refs.theta0, self.splits(spec), generator)
         model, seconds, self.diagnostics = MR.call_method(spec, refs, context, self.device,
-                                                          [self.cache.kind_dir("retrain")], replicate)
+                                                          self.cache.answer_keys(), replicate)
         return model, seconds
 
     def run(self, spec: RunSpec, force: bool = False) -> dict:

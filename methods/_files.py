@@ -55,10 +55,15 @@ def _write_all(fd: int, data, written: list | None = None) -> None:
 
 
 def fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (a rename or a new file in it) to the disk."""
+    """Flush a folder's entries (a rename or a new file in it) to the disk.
+    A file system that cannot flush a folder (EINVAL, ENOTSUP: some FUSE and
+    network mounts) is not an error: it has nothing to flush this way."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
     finally:
         os.close(fd)
 

@@ -93,6 +93,22 @@ def test_write_atomic_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp
     assert events == [("fsync", str(tmp_path / "log.jsonl"))]
 
 
+def test_a_file_system_that_cannot_flush_a_folder_is_not_an_error(tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_atomic(tmp_path / "a" / "x.json", b"{}\n")
+    assert (tmp_path / "a" / "x.json").read_bytes() == b"{}\n"
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, os.strerror(errno.EIO))))
+    with pytest.raises(WriteError, match="Input/output error"):     # a real flush failure is one
+        write_atomic(tmp_path / "a" / "y.json", b"{}\n")
+    assert not temporaries(tmp_path) and not (tmp_path / "a" / "y.json").exists()
+
+
 def test_every_file_a_run_and_a_sweep_write_is_fsynced(tmp_path, monkeypatch):
     """One helper for every writer: each file a run leaves (records, split
     file, models, θ₀, metadata, trainings log, leaderboard, figures, a
@@ -334,3 +350,16 @@ def test_a_failed_write_leaves_nothing_and_names_the_path(tmp_path, monkeypatch)
     with pytest.raises(WriteError, match=f"cannot write {log}: No space left on device"):
         append_line(log, '{"b": 2}\n')
     assert log.read_text() == '{"a": 1}\n'                        # no line cut short
+
+
+def test_quarantined_models_are_off_limits_to_a_method(tmp_path):
+    """A quarantined retrain is still (mostly) the answer key: the guard protects the quarantine too."""
+    from unlearnbench.harness.cache import ModelCache
+    from unlearnbench.harness.guard import TestDataAccess, method_guard
+
+    moved = tmp_path / "quarantine" / "retrain" / "abc-20260101T000000-1" / "model.pt"
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(b"weights")
+    with pytest.raises(TestDataAccess, match="a cached reference model"):
+        with method_guard("m", protected_dirs=ModelCache(tmp_path, torch.device("cpu")).answer_keys()):
+            moved.read_bytes()
