@@ -4,7 +4,8 @@ modules (harness/commands/), and ``main``.
 Only argparse is imported here: each command imports torch and the rest of
 the harness when it runs, so ``unlearnbench --help`` answers at once.
 Bad input exits with status 2 and one line naming the value: argparse's own
-errors too (:class:`Parser`).
+errors too (:class:`Parser`).  A write that fails (a full disk) stops the
+command with one line naming the file and the error, exit status 74.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import argparse
 import sys
 
 from . import commands
-from .errors import UsageError
+from .errors import WRITE_FAILED, UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -66,6 +67,14 @@ def main(argv=None) -> int:
     except UsageError as e:
         print(f"unlearnbench: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        from unlearnbench.methods import WriteError   # already loaded: it raised e
+
+        if not isinstance(e, WriteError):
+            raise
+        print(f"unlearnbench: error: {e}; nothing half-written is left: rerun the same command to finish "
+              "once there is room", file=sys.stderr)
+        return WRITE_FAILED
     except KeyboardInterrupt:
         print("unlearnbench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

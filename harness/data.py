@@ -32,6 +32,14 @@ def check_subsets(ds: D.Dataset, name: str, train_subset: int | None, test_subse
             raise UsageError(f"{key} {n} exceeds the {len(labels)} images of {name!r}")
 
 
+def _saved_indices(path: Path) -> list | None:
+    """The indices of a saved split file; None if it is missing or unreadable (then rewritten)."""
+    try:
+        return json.loads(path.read_text()).get("indices")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 @dataclass(frozen=True)
 class TestRows:
     """Which images play the test set: rows of the test split (``source``
@@ -139,7 +147,7 @@ class DataStore:
             path = self.out / rel_path
             payload = {**ident, "n_forget": int(len(idx)), "n_pool": int(len(data.pool)),
                        "indices": [int(i) for i in idx]}
-            if not path.exists() or json.loads(path.read_text()).get("indices") != payload["indices"]:
+            if _saved_indices(path) != payload["indices"]:
                 write_json_atomic(path, payload)
             self._forget[key] = (idx, rel_path)
         return self._forget[key]

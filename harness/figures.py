@@ -16,13 +16,15 @@ importing matplotlib; :func:`write_figures` draws them.
 """
 from __future__ import annotations
 
+import io
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from unlearnbench.methods import write_atomic
 
 from .columns import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
 from .figure_plan import DISTANCE_METRICS, FIGURES_DIR, FigurePlan, plan_figures, ratio_metrics
@@ -262,9 +264,9 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
                 if labels:
                     _legend(fig, style, labels)
                 path = folder / plan.name
-                tmp = folder / f".{plan.name}.tmp.png"
-                fig.savefig(tmp, dpi=DPI, metadata={"Software": None})
-                os.replace(tmp, path)
+                png = io.BytesIO()
+                fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+                write_atomic(path, png.getbuffer())
                 written.append((path, plan, len(fig.axes)))
     keep = {plan.name for plan in plans}
     for stale in folder.glob("*.png"):

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from unlearnbench.methods import Context, Diverged, Split, get_method
+from unlearnbench.methods import Context, Diverged, Split, WriteError, get_method
 
 from .augment import get_augmentation
 from .errors import InvalidResult, UsageError
@@ -51,10 +51,12 @@ def make_context(spec: RunSpec, data, split: dict[str, Split], original, theta0,
 def recorded(record: dict, store: RecordStore):
     """Run the body, then write ``record`` with its status: ``diverged`` or
     ``failed`` (with the traceback) if the body raised — a failing method
-    must not stop a sweep.  Bad input (UsageError) propagates, unwritten."""
+    must not stop a sweep.  Bad input (UsageError) and a write that failed
+    (WriteError: a full disk, which the next write would meet too) propagate,
+    unwritten: they stop the run."""
     try:
         yield record
-    except UsageError:
+    except (UsageError, WriteError):
         raise
     except Diverged as e:
         record.update(status="diverged", message=str(e))

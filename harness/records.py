@@ -10,55 +10,28 @@ import json
 import os
 import platform
 import socket
-import tempfile
 from pathlib import Path
+
+from unlearnbench.methods import append_line, write_atomic
 
 FINAL_STATUSES = ("ok", "diverged")
 SCHEMA = 1
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temporary file in the same folder, then rename: a
-    reader (or a killed writer) never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, allow_nan=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON whole and durably, or nothing (methods/_files.py): a reader,
+    a killed writer or a power cut never leaves a half-written file."""
+    write_atomic(path, (json.dumps(obj, indent=1, sort_keys=True, allow_nan=True) + "\n").encode())
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode())
 
 
 def append_json_line(path: Path, obj) -> None:
-    """Append one JSON line with a single O_APPEND write: lines written by
-    concurrent processes never interleave (on a local file system)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(obj, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    """Append one JSON line (a single O_APPEND write, flushed): lines written
+    by concurrent processes never interleave (on a local file system)."""
+    append_line(path, json.dumps(obj, sort_keys=True) + "\n")
 
 
 def environment(device: str) -> dict:

@@ -16,13 +16,14 @@ from unlearnbench.methods import auto_checkpoint, fit, supervised_loss
 from unlearnbench.methods.retrain import retrain as retrain_method
 
 from .augment import get_augmentation
-from .cache import ModelCache, load_state, save_state
+from .cache import CHECKPOINTS, MODEL, ModelCache
 from .data import DataStore
 from .method_run import make_context
 from .models import build_model
 from .spec import RunSpec, derive_seed, stable_hash
 
 VARY = ("order", "init")
+THETA0 = "theta0.pt"    # in the Original's cache entry, beside its model
 
 
 @dataclass
@@ -66,22 +67,24 @@ class ReferenceModels:
     def data_order(spec: RunSpec) -> torch.Generator:
         return torch.Generator().manual_seed(derive_seed(spec.seed, "data-order"))
 
-    def cached(self, spec: RunSpec, kind: str, entry: Path, train, meta: dict) -> tuple[torch.nn.Module, float]:
-        """The model of cache ``entry`` (trained by ``train`` if absent), in eval mode, frozen."""
-        state, seconds = self.cache.load_or_train(entry, train, meta, {"kind": kind, "run": run_label(spec)})
+    def cached(self, spec: RunSpec, kind: str, entry: Path, train, meta: dict) -> tuple[torch.nn.Module, float, dict]:
+        """The model of cache ``entry`` (trained by ``train`` if absent), in
+        eval mode, frozen; its training seconds; every state the entry holds."""
+        states, seconds = self.cache.load_or_train(entry, train, meta, {"kind": kind, "run": run_label(spec),
+                                                                        "epochs": spec.train.epochs})
         model = self.make_model(spec)
-        model.load_state_dict(state)
+        model.load_state_dict(states[MODEL])
         model.eval().requires_grad_(False)
-        return model, seconds
+        return model, seconds, states
 
     def train_retrain(self, spec: RunSpec, theta0: dict, generator: torch.Generator, entry: Path):
         """Train a retrain from ``theta0`` with the ``retrain`` method's own function (resumable, like a method)."""
         data = self.data.data(spec)
         ctx = make_context(spec, data, self.data.splits(spec), None, theta0, generator, self.device, self.progress)
         t0 = time.perf_counter()
-        with auto_checkpoint(entry / "checkpoints") as ckpt:
+        with auto_checkpoint(entry / CHECKPOINTS) as ckpt:
             model = retrain_method(ctx)
-        return model, time.perf_counter() - t0, max(ckpt.resumed_from, default=0)
+        return {MODEL: model.state_dict()}, time.perf_counter() - t0, max(ckpt.resumed_from, default=0)
 
     def get(self, spec: RunSpec) -> References:
         """θ₀, the original (full training set) and the retrain (retain set,
@@ -97,25 +100,25 @@ class ReferenceModels:
         def train_original():
             self.log(f"training original ({spec.model_label()} seed={spec.seed})")
             model = self.make_model(spec, derive_seed(spec.seed, "init"))
-            save_state(model.state_dict(), odir / "theta0.pt")
+            theta0 = {k: v.clone() for k, v in model.state_dict().items()}
             pool = torch.as_tensor(data.pool, device=self.device)
             t0 = time.perf_counter()
-            result = fit(model, supervised_loss, (data.x_train[pool], data.y_train[pool]), spec.train,
-                         self.data_order(spec), augment=get_augmentation(data.ds.augment),
-                         checkpoint=odir / "train.ckpt")
-            return model, time.perf_counter() - t0, result.start_epoch
+            with auto_checkpoint(odir / CHECKPOINTS):
+                result = fit(model, supervised_loss, (data.x_train[pool], data.y_train[pool]), spec.train,
+                             self.data_order(spec), augment=get_augmentation(data.ds.augment))
+            return {MODEL: model.state_dict(), THETA0: theta0}, time.perf_counter() - t0, result.start_epoch
 
-        original, otime = self.cached(spec, "original", odir, train_original,
-                                      {"identity": spec.original_identity(), "data": data.fingerprint})
-        theta0 = load_state(odir / "theta0.pt", self.device)
+        original, otime, states = self.cached(spec, "original", odir, train_original,
+                                              {"identity": spec.original_identity(), "data": data.fingerprint})
+        theta0 = states[THETA0]
         rdir = self.cache.entry("retrain", rkey)
 
         def train_reference_retrain():
             self.log(f"training retrain ({run_label(spec)})")
             return self.train_retrain(spec, theta0, self.data_order(spec), rdir)
 
-        retrain, rtime = self.cached(spec, "retrain", rdir, train_reference_retrain,
-                                     {"identity": spec.scenario_identity(), "original": okey})
+        retrain, rtime, _ = self.cached(spec, "retrain", rdir, train_reference_retrain,
+                                        {"identity": spec.scenario_identity(), "original": okey})
         refs = References(theta0, original, retrain, otime, rtime, okey, rkey)
         self._refs = {(okey, rkey): refs}   # keep one group in memory
         return refs
@@ -138,6 +141,7 @@ class ReferenceModels:
                 return self.train_retrain(spec, refs.theta0, torch.Generator().manual_seed(variant), entry)
             return self.train_retrain(spec, self.make_model(spec, variant).state_dict(), self.data_order(spec), entry)
 
-        return self.cached(spec, f"retrain-{vary}", entry, train,
-                           {"identity": spec.scenario_identity(), "retrain": refs.retrain_key,
-                            "vary": vary, "index": index})
+        model, seconds, _ = self.cached(spec, f"retrain-{vary}", entry, train,
+                                        {"identity": spec.scenario_identity(), "retrain": refs.retrain_key,
+                                         "vary": vary, "index": index})
+        return model, seconds

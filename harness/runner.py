@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from unlearnbench import datasets as D
-from unlearnbench.methods import Context, Split, auto_checkpoint
+from unlearnbench.methods import Context, Split, auto_checkpoint, remove_stale_temporaries
 
 from . import method_run as MR
 from .cache import ModelCache
@@ -38,6 +38,18 @@ from .references import ReferenceModels, References
 from .spec import RunSpec
 
 __all__ = ["Harness", "ProtocolData", "References"]
+
+
+def remove_leftovers(out, cache_dir=None) -> None:
+    """Remove what killed processes left: the temporary files of writers
+    that are gone (a live writer's stay), and the checkpoints of runs whose
+    record was written just before the kill."""
+    cache_dir = Path(cache_dir) if cache_dir else Path(out) / "cache"
+    remove_stale_temporaries(out, cache_dir)
+    store = RecordStore(out)
+    for folder in (cache_dir / "checkpoints").glob("*"):
+        if store.is_done(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Harness:
@@ -56,7 +68,8 @@ class Harness:
         self.store = RecordStore(self.out)
         self.log = log or (lambda msg: None)
         self.method_progress = method_progress   # receives the methods' ctx.progress(fraction, message) calls
-        self.cache = ModelCache(self.cache_dir, self.device)
+        self.cache = ModelCache(self.cache_dir, self.device, warn=log)
+        remove_leftovers(self.out, self.cache_dir)
         self.refs = ReferenceModels(self.data_store, self.cache, self.device, self.log, method_progress)
         self._group: dict = {}
         self.env = None
@@ -133,7 +146,7 @@ class Harness:
         self.diagnostics = {}   # what the method reports through ctx.diagnostics
         context = lambda generator: self.context(spec, refs.original, refs.theta0, self.splits(spec), generator)
         model, seconds, self.diagnostics = MR.call_method(spec, refs, context, self.device,
-                                                          [self.cache.kind_dir("retrain")], replicate)
+                                                          self.cache.answer_keys(), replicate)
         return model, seconds
 
     def run(self, spec: RunSpec, force: bool = False) -> dict:

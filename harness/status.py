@@ -10,6 +10,8 @@ states (read through submitit's ``sacct`` watcher).  Each run is
   job ended without writing a record (cancelled, failed, timed out, out of memory, node failure);
 - **missing**: none of these (never submitted, or its sweep was interrupted).
 
+It also lists the reference-cache entries found damaged and quarantined.
+
 Rerunning the same sweep command retries the failed and missing runs only.
 """
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Report:
     failed_reference_jobs: list = field(default_factory=list)   # (job id, state, describe of its group)
     manifests: int = 0
     diverged: int = 0
+    quarantined: list = field(default_factory=list)   # damaged cache entries moved aside (harness/cache.py)
 
     def counts(self) -> Counter:
         return Counter(r.category for r in self.runs.values())
@@ -88,6 +91,9 @@ class Report:
             lines.append(f"reference job {job_id} {state} ({describe}); log: {self.job_logs.get(job_id)}")
         if c.get("failed") or c.get("missing"):
             lines.append("rerun the same sweep command to retry the failed and missing runs")
+        if self.quarantined:
+            lines.append(f"quarantined cache entries ({len(self.quarantined)}: found damaged, moved aside, retrained):")
+            lines += [f"  {q['entry']}: {q['reason']} ({q.get('moved', '?')}; {q['folder']})" for q in self.quarantined]
         return "\n".join(lines)
 
 
@@ -124,10 +130,15 @@ def _log_path(folder: str, job_id: str) -> str:
     return str(JobPaths(folder, job_id=job_id, task_id=0).stderr)
 
 
-def collect(out, only: list[Path] | None = None) -> Report:
-    """The state of every run of ``out`` (or of the sweeps ``only``)."""
+def collect(out, only: list[Path] | None = None, cache_dir=None) -> Report:
+    """The state of every run of ``out`` (or of the sweeps ``only``), and the
+    quarantined entries of the cache (``cache_dir``, default ``<out>/cache``)."""
     out = Path(out)
     report = Report(out)
+    if only is None:
+        from .cache import quarantined_entries
+
+        report.quarantined = quarantined_entries(Path(cache_dir) if cache_dir else out / "cache")
     store = RecordStore(out)
     records = {r["key"]: r for r in store.all() if "key" in r} if only is None else {}
     describe: dict[str, str] = {}

@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from unlearnbench.methods import WriteError
+
 from .errors import UsageError
 from .guard import lift_in_signal_handlers
 from .records import RecordStore, environment, write_json_atomic
@@ -201,6 +203,8 @@ class SweepTask:
                 log(f"{spec.describe()}: {status}")
             if errors:
                 raise errors[0]
+        except WriteError:       # a full disk: writing failed records would fail too
+            raise
         except Exception as e:   # not SystemExit: that is submitit requeueing the task
             for spec in specs:
                 if spec.key not in recorded and not store.is_done(spec.key):
@@ -337,7 +341,7 @@ def run_local(plan: Plan, settings: Settings, sweep_dir: Path, argv, log=print) 
         for i, runs in enumerate(tasks):
             try:
                 SweepTask(stage, [s.to_config() for s in runs], settings)(harness)
-            except UsageError:
+            except (UsageError, WriteError):
                 raise
             except Exception as e:  # recorded as failed; the other tasks go on, as on a cluster
                 log(f"{stage} task {i} failed: {type(e).__name__}: {e}")

@@ -9,21 +9,20 @@ constant / cosine / step decay, stepped per batch), mixed precision on CUDA
 optional per-epoch checkpoints that let an interrupted (or pre-empted) job
 resume exactly where it stopped.  Inside :func:`auto_checkpoint` every call
 checkpoints without being asked, so any method that trains with :func:`fit`
-resumes after a Slurm requeue with no code of its own.
+resumes after a Slurm requeue with no code of its own (methods/_checkpoint.py).
 """
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import math
-import os
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
+
+from ._checkpoint import active_auto_checkpoint, load_checkpoint, save_checkpoint
 
 
 class Diverged(RuntimeError):
@@ -151,50 +150,9 @@ class FitResult:
     start_epoch: int = 0   # > 0: resumed from a checkpoint written after that many epochs
 
 
-class AutoCheckpoint:
-    """Per-epoch checkpoint files for the :func:`fit` calls made inside
-    :func:`auto_checkpoint`: the n-th call uses ``<directory>/fit-<n>.ckpt``.
-    A requeued job reruns the same deterministic code, so its n-th call is
-    the same training and resumes from that file (a finished call removed
-    its file, and recomputes identically)."""
-
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
-        self.calls = 0
-        self.resumed_from: list[int] = []   # start epoch of each call that resumed
-
-    def next_path(self) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"fit-{self.calls}.ckpt"
-        self.calls += 1
-        return path
-
-
-_AUTO_CHECKPOINT: contextvars.ContextVar[AutoCheckpoint | None] = contextvars.ContextVar(
-    "auto_checkpoint", default=None)
-
-
-@contextmanager
-def auto_checkpoint(directory: Path) -> Iterator[AutoCheckpoint]:
-    """Within this block, every ``fit`` call that names no ``checkpoint``
-    file gets one in ``directory`` (see :class:`AutoCheckpoint`)."""
-    auto = AutoCheckpoint(directory)
-    token = _AUTO_CHECKPOINT.set(auto)
-    try:
-        yield auto
-    finally:
-        _AUTO_CHECKPOINT.reset(token)
-
-
 def _batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
     perm = torch.randperm(n, generator=generator).to(device)
     return list(perm.split(batch_size))
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def fit(
@@ -233,9 +191,10 @@ def fit(
                  ``weights_only=True``) and made by this same training (same
                  configuration, data size and parameters), removed when
                  training completes.  Default: one from :func:`auto_checkpoint`
-                 when called inside it.  A resumed training first reruns
-                 ``after_epoch`` of the epoch it resumes after, then ends with
-                 exactly the weights of an uninterrupted one.
+                 when called inside it (kept after the final epoch: see
+                 there).  An unreadable one is ignored.  A resumed training
+                 first reruns ``after_epoch`` of the epoch it resumes after,
+                 then ends with exactly the weights of an uninterrupted one.
     Raises :class:`Diverged` as soon as a loss is NaN or infinite.
 
     A model that knows where this training ends (``model.sgd_limit(x, targets)``,
@@ -244,8 +203,9 @@ def fit(
     :func:`supervised_loss`, SGD without weight decay on every parameter, no
     second stream, hooks or augmentation.  Anything else iterates.
     """
-    auto = _AUTO_CHECKPOINT.get()
-    if checkpoint is None and auto is not None:
+    auto = active_auto_checkpoint()
+    keep_last = checkpoint is None and auto is not None
+    if keep_last:
         checkpoint = auto.next_path()
     n = len(data[0])
     if n == 0:
@@ -276,11 +236,9 @@ def fit(
     # what identifies this training: a checkpoint of another one is ignored
     signature = {"config": cfg.to_dict(), "n": n, "extra": len(extra[0]) if extra is not None else None,
                  "params": [list(p.shape) for p in params]}
-    state = None
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if state.get("signature") != signature:
-            state = None
+    state = load_checkpoint(checkpoint, device) if checkpoint is not None else None
+    if state is not None and state.get("signature") != signature:
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -338,8 +296,8 @@ def fit(
         result.losses.append(total_loss / n)
         # checkpoint between the epoch and its hook: a resumed fit replays the hook
         # (which may hold method state, e.g. a penalty schedule) from the same point
-        if checkpoint is not None and epoch + 1 < cfg.epochs:
-            _save_atomic({
+        if checkpoint is not None and (epoch + 1 < cfg.epochs or keep_last):
+            save_checkpoint({
                 "signature": signature, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(), "generator": generator.get_state(),
                 "extra_generator": extra_gen.get_state(), "torch_rng": torch.get_rng_state(),
@@ -353,8 +311,8 @@ def fit(
             after_epoch(epoch, model)
     result.epochs = cfg.epochs
     result.last_loss = result.losses[-1] if result.losses else float("nan")
-    if checkpoint is not None and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
+    if checkpoint is not None and not keep_last:
+        Path(checkpoint).unlink(missing_ok=True)
     model.eval()
     return result
 

@@ -103,19 +103,25 @@ def test_interrupted_run_resumes_without_redoing_work(tmp_path):
 
 
 def test_committed_leaderboard_matches_regeneration(tmp_path):
-    """leaderboard.md in the repository is exactly what `unlearnbench
-    leaderboard` produces from the committed records."""
+    """leaderboard.md and results/summary.csv in the repository are exactly
+    what `unlearnbench leaderboard` produces from the committed records (run
+    on a copy: the test writes nothing into the repository)."""
+    import shutil
+
     from unlearnbench.harness.leaderboard import write_leaderboard
 
-    committed = (REPO / "leaderboard.md").read_text()
     assert (REPO / "results" / "runs").is_dir() and any((REPO / "results" / "runs").glob("*.json"))
+    shutil.copytree(REPO / "results", tmp_path / "results", ignore=shutil.ignore_patterns("cache", "tuning"))
+    if (REPO / "community").is_dir():
+        shutil.copytree(REPO / "community", tmp_path / "community")
     cwd = os.getcwd()
-    os.chdir(REPO)
+    os.chdir(tmp_path)
     try:
-        _, md = write_leaderboard(Path("results"), tmp_path / "leaderboard.md")
+        csv, md = write_leaderboard(Path("results"), tmp_path / "leaderboard.md")
     finally:
         os.chdir(cwd)
-    assert md.read_text() == committed
+    assert md.read_text() == (REPO / "leaderboard.md").read_text()
+    assert (tmp_path / csv).read_text() == (REPO / "results" / "summary.csv").read_text()
 
 
 def test_committed_results_cover_the_default_grid():

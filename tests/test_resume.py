@@ -10,7 +10,7 @@ from torch import nn
 from unlearnbench.harness.config import Grid, expand
 from unlearnbench.harness.runner import Harness
 from unlearnbench.methods import TrainConfig, fit, register_method, unregister_method
-from unlearnbench.methods._train import auto_checkpoint
+from unlearnbench.methods import auto_checkpoint
 
 
 class Interrupt(BaseException):
@@ -78,16 +78,31 @@ def test_checkpoint_of_another_training_is_ignored(tmp_path):
 def test_auto_checkpoint_gives_each_fit_call_its_own_file(tmp_path):
     with pytest.raises(Interrupt):
         with auto_checkpoint(tmp_path) as auto:
-            _train()                      # call 0 completes: its file is removed
+            _train()                      # call 0 completes: its last checkpoint (epoch 6 of 6) stays
             _train(stop_after=5)          # call 1 is interrupted
-    assert auto.calls == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["fit-1.ckpt"]
+    assert auto.calls == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["fit-0.ckpt", "fit-1.ckpt"]
     with auto_checkpoint(tmp_path) as auto:
-        first, _ = _train()
+        first, first_result = _train()    # resumes at its end: no epoch trained again
         second, result = _train()
-    assert auto.resumed_from == [5] and result.start_epoch == 5
+    assert auto.resumed_from == [6, 5] and first_result.start_epoch == 6 and result.start_epoch == 5
+    reference, reference_result = _train()
+    assert first_result.steps == reference_result.steps and first_result.losses == reference_result.losses
+    for model in (first, second):
+        for a, b in zip(reference.state_dict().values(), model.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_unreadable_checkpoint_is_ignored(tmp_path):
+    """A checkpoint torn by a crash (here: cut in half) must not fail the training: it starts afresh."""
+    ckpt = tmp_path / "fit.ckpt"
+    with pytest.raises(Interrupt):
+        _train(ckpt, stop_after=3)
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     reference, _ = _train()
-    for a, b in zip(reference.state_dict().values(), second.state_dict().values()):
-        assert torch.equal(a, b)
+    with pytest.warns(UserWarning, match="ignoring the unreadable checkpoint"):
+        model, result = _train(ckpt)
+    assert result.start_epoch == 0
+    assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), model.state_dict().values()))
 
 
 @dataclass
@@ -175,7 +190,7 @@ def test_reference_training_killed_mid_way_resumes_to_the_same_weights(tmp_path,
         with pytest.raises(Interrupt):
             Harness(out=tmp_path / "a", cache_dir=tmp_path / "cache").references(spec)   # the killed attempt
     entry = tmp_path / "cache" / kind / (straight.original_key if kind == "original" else straight.retrain_key)
-    checkpoint = entry / ("train.ckpt" if kind == "original" else "checkpoints/fit-0.ckpt")
+    checkpoint = entry / "checkpoints" / "fit-0.ckpt"
     assert checkpoint.exists() and not (entry / "model.pt").exists() and not (entry / "meta.json").exists()
 
     again = Harness(out=tmp_path / "a", cache_dir=tmp_path / "cache")                       # the requeued attempt
@@ -220,7 +235,7 @@ def test_fit_with_a_shared_optimizer_resumes_to_identical_weights(tmp_path):
             _shared_optimizer_training(stop_after=3)
     with auto_checkpoint(tmp_path) as auto:
         resumed = _shared_optimizer_training()
-    assert auto.resumed_from == [3]
+    assert auto.resumed_from == [1, 3]      # the finished first call resumes at its end (its checkpoint is kept)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
 

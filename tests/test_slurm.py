@@ -35,9 +35,14 @@ def cluster_problem() -> str | None:
     for tool in ("sbatch", "sinfo", "sacct", "scancel"):
         if shutil.which(tool) is None:
             return f"{tool} not found"
-    info = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
-    if info.returncode != 0:
-        return f"sinfo failed: {info.stderr.strip()}"
+    deadline = time.monotonic() + 120
+    while True:   # a node still COMPLETING the jobs just cancelled (state "comp") is usable in a moment
+        info = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+        if info.returncode != 0:
+            return f"sinfo failed: {info.stderr.strip()}"
+        if "comp" not in (s.strip("*~#!%$@^-") for s in info.stdout.split()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     if not any(s.strip("*~#!%$@^-") in ("idle", "mix", "alloc") for s in info.stdout.split()):
         return f"no usable node (sinfo: {info.stdout.split()})"
     acct = subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True, text=True, timeout=30)
@@ -273,3 +278,79 @@ def test_tune_array_workers_complete_exactly_the_budget(cluster, tmp_path):
     assert record["trials"] == 3 and record["history"][0]["defaults"]
     logs = "".join(p.read_text() for p in (out / "tuning" / "jobs").rglob("*.err"))
     assert "ssd digits/mlp random 10% trial" in logs                      # the array tasks ran the trials
+
+
+def node_states() -> dict[str, str]:
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def queued(job_id: str) -> list[str]:
+    """States of the job's array tasks still in the queue."""
+    return subprocess.run(["squeue", "-h", "-r", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+                          timeout=30).stdout.split()
+
+
+def test_node_down_in_the_reference_stage_requeues_the_task_and_loses_nothing(cluster, tmp_path):
+    """The node goes DOWN while stage 1 trains (after its first checkpoint):
+    Slurm kills the task and requeues it (NODE_FAIL; the cluster's
+    JobRequeue=1 and submitit's jobs are requeueable), the node comes back,
+    the task reruns from the cache and its checkpoints, and the sweep ends
+    with every record, equal to a local run's, and each model trained once.
+    Marking the node DOWN kills every job on it: the test keeps it short and
+    resumes the node whatever happens."""
+    out = tmp_path / "out"
+    grid = ["--datasets", "digits", "--seeds", "0", "--scenarios", "random", "--ratios", "0.1",
+            "--methods", "original,retrain,finetune", "--floor-retrains", "1"]
+    code, text = cli("sweep", *grid, *SLURM, "--time", "10", "--out", out)
+    assert code == 0 and "stage 1 references: 1 jobs" in text, text
+    (manifest,) = manifests(out)
+    stages = json.loads(manifest.read_text())["stages"]
+    reference_job = stages["references"]["job_id"]
+    deadline = time.time() + DEADLINE_S
+    while not next(out.glob("cache/*/*/checkpoints/*"), None):    # stage 1 is training
+        if time.time() > deadline or not queued(reference_job):
+            cancel(manifest)
+            pytest.fail("the reference task never trained")
+        time.sleep(0.05)
+    (node,) = node_states()
+    try:
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=down",
+                        "reason=unlearnbench test: node down"], check=True, timeout=30)
+        requeue_deadline = time.time() + 60
+        while "PENDING" not in queued(reference_job):   # killed on the node, back in the queue
+            assert time.time() < requeue_deadline, f"task not requeued: {queued(reference_job)}"
+            time.sleep(0.2)
+    finally:   # (ReturnToService=2 may have brought it back already: then scontrol refuses, harmlessly)
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True, timeout=30)
+        up_deadline = time.time() + 60
+        while not node_states().get(node, "").strip("*~#!%$@^-") in ("idle", "mix", "alloc"):
+            assert time.time() < up_deadline, f"node {node} did not come back: {node_states()}"
+            time.sleep(0.5)
+    wait_until_ended(out, manifest)
+    while any(queued(stages[s]["job_id"]) for s in stages):         # (accounting may lag the queue)
+        assert time.time() < deadline
+        wait_until_ended(out, manifest)
+        time.sleep(1)
+
+    history = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-j", reference_job, "-o", "State"],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+    assert history[0] == "NODE_FAIL" and history[-1] == "COMPLETED", history
+    logs = "".join(p.read_text() for p in sorted(out.glob("sweeps/*/jobs/*/*_log.*")))
+    assert "DUE TO NODE FAILURE" in logs or logs.count("Starting with JobEnvironment") >= 2
+    code, text = cli("status", "--out", out)
+    assert "done         3" in text and "failed       0" in text and "missing      0" in text, text
+    code, local_text = cli("sweep", *grid, "--executor", "local", "--cpus-per-task", "1", "--no-leaderboard",
+                           "--out", tmp_path / "local")
+    assert code == 0, local_text
+    slurm = {r["key"]: comparable(r) for r in RecordStore(out).all()}
+    local = {r["key"]: comparable(r) for r in RecordStore(tmp_path / "local").all()}
+    assert len(slurm) == 3 and slurm == local
+    trainings = trainings_of(out / "cache")
+    entries = {p.parent.name for p in (out / "cache").glob("*/*/meta.json")}
+    assert len(entries) == 4 and {t["key"] for t in trainings} == entries
+    for key in entries:      # nothing trained to completion twice (a requeue after a training's end resumes at it)
+        assert sum(t["resumed_from_epoch"] < t["epochs"] for t in trainings if t["key"] == key) <= 1, key
+    assert not list(out.rglob("*.tmp"))
+    print(f"\nnode down: reference job {reference_job} states {history}; trainings "
+          f"{[(t['kind'], t['resumed_from_epoch'], t['slurm_job']) for t in trainings]}")

@@ -37,7 +37,7 @@ def run(args) -> int:
         return 0
     from ..progress import Progress   # the rest only when something may run: a dry run stays quick
     from ..records import RecordStore
-    from ..runner import Harness
+    from ..runner import Harness, remove_leftovers
     from ..threads import set_threads
 
     set_threads(args.cpus_per_task)
@@ -45,8 +45,11 @@ def run(args) -> int:
     store = RecordStore(grid.out)
     done = {s.key for s in specs if store.is_done(s.key)}
     # Loading data and models only when something is left to run keeps a finished grid's rerun cheap.
-    harness = (Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
-               if len(done) < len(specs) else None)
+    harness = None
+    if len(done) < len(specs):
+        harness = Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
+    else:    # (what a run killed after its last record left is cleared all the same)
+        remove_leftovers(grid.out, grid.cache_dir)
     counts: dict[str, int] = {}
     skipped = 0
     for spec in specs:

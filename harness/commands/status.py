@@ -12,6 +12,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help="done / running / failed / missing runs of a results folder, and the "
                                          "failures")
     p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="reference-model cache, for its quarantined entries "
+                                                         "(default: OUT/cache)")
     return p
 
 
@@ -19,5 +21,5 @@ def run(args) -> int:
     from ..status import collect
 
     results_folder(args.out)
-    print(collect(args.out).format())
+    print(collect(args.out, cache_dir=args.cache_dir).format())
     return 0
