@@ -1,8 +1,8 @@
 """Every method's unlearning time against retraining, from a summary CSV
-(``unlearnbench leaderboard`` writes it): the README's rte table.
+(``unlearnbench leaderboard`` writes it): the rte table of docs/performance.md.
 
     python benchmarks/rte_table.py                      # print it (results/summary.csv)
-    python benchmarks/rte_table.py --readme README.md   # replace the table in README's Performance section
+    python benchmarks/rte_table.py --readme docs/performance.md   # replace the table in docs/performance.md
 
 rte = Retrain's training time / the method's unlearning time, per run,
 mean ± std over seeds (> 1: cheaper than retraining).  The Original row is
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-BEGIN, END = "<!-- rte-table: begin (python benchmarks/rte_table.py --readme README.md) -->", "<!-- rte-table: end -->"
+BEGIN, END = "<!-- rte-table: begin (python benchmarks/rte_table.py --readme docs/performance.md) -->", "<!-- rte-table: end -->"
 
 
 def _scenario(row) -> str:

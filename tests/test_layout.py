@@ -1,4 +1,5 @@
-"""The house rules on file size: no file under harness/ or methods/ longer than 400 lines."""
+"""The house rules: no file under harness/ or methods/ longer than 400 lines; a short README whose links (and docs/'s) resolve."""
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,3 +27,45 @@ def test_the_size_check_can_fail(tmp_path):
     (tmp_path / "harness" / "big.py").write_text("x = 1\n" * 401)
     (tmp_path / "harness" / "small.py").write_text("x = 1\n" * 400)
     assert long_files(("harness",), repo=tmp_path) == {"harness/big.py": 401}
+
+
+# The README stays short; what it does not say lives in docs/, linked from it.
+MAX_README_WORDS = 1600
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def broken_links(markdown_files) -> list[str]:
+    """``file: target`` for every relative markdown link whose target file does not exist."""
+    broken = []
+    for path in markdown_files:
+        for target in LINK.findall(path.read_text()):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                continue                                         # a URL or an anchor in the same file
+            if not (path.parent / target.split("#")[0]).exists():
+                broken.append(f"{path.name}: {target}")
+    return broken
+
+
+def test_the_readme_is_under_1600_words():
+    words = len((REPO / "README.md").read_text().split())
+    assert 300 < words < MAX_README_WORDS, f"README.md has {words} words (fewer than {MAX_README_WORDS} wanted)"
+
+
+def test_every_relative_link_in_the_readme_and_docs_exists():
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert len(files) > 5
+    assert sum(len(LINK.findall(f.read_text())) for f in files) > 20    # the pattern finds the links
+    assert not broken_links(files)
+
+
+def test_the_readme_links_every_docs_file():
+    readme = (REPO / "README.md").read_text()
+    assert [d.name for d in sorted((REPO / "docs").glob("*.md")) if f"](docs/{d.name})" not in readme] == []
+
+
+def test_the_link_check_can_fail(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("[up](../README.md) [gone](../missing.md#x) [web](https://example.org) [here](#top)")
+    (tmp_path / "README.md").write_text("[a](docs/a.md) [b](docs/b.md)")
+    assert broken_links([tmp_path / "README.md", tmp_path / "docs" / "a.md"]) == ["README.md: docs/b.md",
+                                                                                "a.md: ../missing.md#x"]

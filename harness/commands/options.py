@@ -57,7 +57,7 @@ def add_location_options(p: argparse.ArgumentParser) -> None:
 
 def add_executor_options(p: argparse.ArgumentParser, default: str, runs: bool = True,
                          local: str = "in this process") -> None:
-    e = p.add_argument_group("executor (Slurm job arrays through submitit; see README 'Running on Slurm')")
+    e = p.add_argument_group("executor (Slurm job arrays through submitit; see docs/slurm.md)")
     e.add_argument("--executor", choices=("local", "slurm"), default=default,
                    help=f"local: {local}; slurm: submit job arrays (default: {default})")
     e.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
