@@ -185,3 +185,36 @@ def test_unlearning_cost_against_retraining(bench, finished_grid):
     df = pd.read_csv(summary)
     methods = df[~df["method"].isin(["original", "retrain"])]
     assert len(methods) and (methods["time_s_mean"] > 0).all() and (methods["rte_mean"] > 0).all()
+
+
+def test_fsync_cost(bench, tmp_path):
+    """What durable writes (methods/_files.py: an fsync of each file before
+    its rename and of its folder after) cost: the time inside ``os.fsync``
+    over the wall time of a fresh run of the grid, then of its cached rerun,
+    both in this process."""
+    import os
+
+    calls, seconds = [0], [0.0]
+    real_fsync = os.fsync
+
+    def timed_fsync(fd):
+        t0 = time.perf_counter()
+        try:
+            return real_fsync(fd)
+        finally:
+            seconds[0] += time.perf_counter() - t0
+            calls[0] += 1
+
+    lines, counts = [], []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "fsync", timed_fsync)
+        for label in ("fresh run", "cached rerun"):
+            calls[0], seconds[0] = 0, 0.0
+            t0 = time.perf_counter()
+            assert cli.main(["run", *grid_args(bench), "--out", str(tmp_path), "--no-leaderboard"]) == 0
+            wall = time.perf_counter() - t0
+            counts.append(calls[0])
+            lines.append(f"{label}: {calls[0]} fsyncs, {seconds[0]:.3f} s of {wall:.2f} s wall "
+                         f"({seconds[0] / wall:.2%})")
+    assert counts[0] > 0 and counts[1] < counts[0]      # records, models, splits are fsynced; a cached rerun writes less
+    report(None, "fsync cost (durable writes), " + "; ".join(lines))
