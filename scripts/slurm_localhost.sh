@@ -168,7 +168,8 @@ SQL
 # `sacct -j ID` would answer for an old job and a new one. Start from the last id accounting knows.
 set_first_job_id() {
     local last
-    last=$(sacct -X -n -P -a -S 2000-01-01 -o JobIDRaw 2>/dev/null | grep -Eo '^[0-9]+' | sort -n | tail -1) || true
+    last=$( { sacct -X -n -P -a -S 2000-01-01 -o JobIDRaw 2>/dev/null; cat "$CONF_DIR/last_job_id" 2>/dev/null; } \
+            | grep -Eo '^[0-9]+' | sort -n | tail -1) || true
     sed -i "s/^FirstJobId=.*/FirstJobId=$((${last:-0} + 1))/" "$CONF_DIR/slurm.conf"
 }
 
@@ -209,6 +210,10 @@ clear_state() {
 
 stop() {
     local i name pid
+    # the controller's job ids (squeue -t all: also the jobs it still remembers as ended), kept for the next
+    # start: accounting may not have heard of the newest job yet when the daemons stop
+    squeue -h -t all -o %A 2>/dev/null | grep -Eo '^[0-9]+' | sort -n | tail -1 > "$CONF_DIR/last_job_id.tmp" || true
+    [ -s "$CONF_DIR/last_job_id.tmp" ] && mv "$CONF_DIR/last_job_id.tmp" "$CONF_DIR/last_job_id" || rm -f "$CONF_DIR/last_job_id.tmp"
     cancel_jobs
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${DAEMONS[$i]}
