@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearnbench.harness.config import Grid, expand
-from unlearnbench.harness.evaluate import EVAL_SPLITS
-from unlearnbench.harness.runner import Harness
+from unlearnbench.harness.protocol.config import Grid, expand
+from unlearnbench.harness.metrics.evaluate import EVAL_SPLITS
+from unlearnbench.harness.protocol.runner import Harness
 
 from _bench import interleave, report
 

@@ -1,4 +1,4 @@
-"""What the method guard (harness/guard.py: a ``sys.audit`` hook active while
+"""What the method guard (harness/protocol/guard.py: a ``sys.audit`` hook active while
 a method runs) costs a method's unlearning time: ``Harness.unlearn`` with
 the guard against the same call with the guard replaced by a no-op,
 interleaved.  The hook is installed for the whole process once a dataset is
@@ -10,9 +10,9 @@ import contextlib
 
 import pytest
 
-from unlearnbench.harness import method_run as MR
-from unlearnbench.harness.config import Grid, expand
-from unlearnbench.harness.runner import Harness
+from unlearnbench.harness.protocol import method_run as MR
+from unlearnbench.harness.protocol.config import Grid, expand
+from unlearnbench.harness.protocol.runner import Harness
 
 from _bench import interleave, report
 

@@ -19,9 +19,9 @@ import time
 import pytest
 
 from unlearnbench.harness import cli
-from unlearnbench.harness.publish import publish as publish_results
-from unlearnbench.harness import references as RF
-from unlearnbench.harness import runner as R
+from unlearnbench.harness.report.publish import publish as publish_results
+from unlearnbench.harness.protocol import references as RF
+from unlearnbench.harness.protocol import runner as R
 
 from _bench import REPO, UNLEARNBENCH, report
 from rte_table import rte_markdown

@@ -1,6 +1,6 @@
 """TOML, read by ``tomllib`` (``tomli`` on Python 3.10) and written in one
-place, by ``tomli-w``: the tuned presets (harness/tuning.py) and a
-submission's preset table (harness/submit.py).
+place, by ``tomli-w``: the tuned presets (harness/tuning/tune.py) and a
+submission's preset table (harness/community.py).
 
 What TOML cannot say is decided here, once:
 

@@ -96,7 +96,7 @@ class Context:
 ``model`` — ``requires_grad`` is False — and refuses a result that changed them).
 
     The test split is never part of the context, and while the method runs
-    the harness refuses any attempt to load it (see harness/guard.py).
+    the harness refuses any attempt to load it (see harness/protocol/guard.py).
     """
 
     model: nn.Module

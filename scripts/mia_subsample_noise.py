@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearnbench.harness import metrics as M
-from unlearnbench.harness.config import Grid, expand
-from unlearnbench.harness.runner import Harness
+from unlearnbench.harness.metrics import definitions as M
+from unlearnbench.harness.protocol.config import Grid, expand
+from unlearnbench.harness.protocol.runner import Harness
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 def digits_grid(tmp_path_factory):
     """Seed 0 of the default digits grid (all scenarios, the core methods),
     run through the real harness into a temporary results folder."""
-    from unlearnbench.harness.config import Grid, expand
-    from unlearnbench.harness.runner import Harness
+    from unlearnbench.harness.protocol.config import Grid, expand
+    from unlearnbench.harness.protocol.runner import Harness
 
     out = tmp_path_factory.mktemp("results")
     grid = Grid(seeds=[0], methods=["original", "retrain", "finetune", "gradient_ascent", "random_relabel"],

@@ -108,7 +108,7 @@ def test_committed_leaderboard_matches_regeneration(tmp_path):
     on a copy: the test writes nothing into the repository)."""
     import shutil
 
-    from unlearnbench.harness.leaderboard import write_leaderboard
+    from unlearnbench.harness.report.leaderboard import write_leaderboard
 
     assert (REPO / "results" / "runs").is_dir() and any((REPO / "results" / "runs").glob("*.json"))
     shutil.copytree(REPO / "results", tmp_path / "results", ignore=shutil.ignore_patterns("cache", "tuning"))
@@ -125,8 +125,8 @@ def test_committed_leaderboard_matches_regeneration(tmp_path):
 
 
 def test_committed_results_cover_the_default_grid():
-    from unlearnbench.harness.config import Grid, expand
-    from unlearnbench.harness.records import RecordStore
+    from unlearnbench.harness.protocol.config import Grid, expand
+    from unlearnbench.harness.protocol.records import RecordStore
 
     store = RecordStore(REPO / "results")
     missing = [s.describe() for s in expand(Grid()) if not store.is_done(s.key)]
@@ -141,7 +141,7 @@ def test_list_names_everything(capsys):
 
 
 def test_default_preset_equals_builtin_defaults():
-    from unlearnbench.harness.config import Grid, apply_mapping, expand, load_toml
+    from unlearnbench.harness.protocol.config import Grid, apply_mapping, expand, load_toml
 
     from_file = apply_mapping(Grid(), load_toml("default"), "default.toml")
     assert [s.key for s in expand(from_file)] == [s.key for s in expand(Grid())]

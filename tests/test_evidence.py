@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from unlearnbench.harness import metrics as M
+from unlearnbench.harness.metrics import definitions as M
 
 
 def test_cross_entropy_loss_by_hand():
@@ -96,7 +96,7 @@ def test_retrain_ratio_is_about_one_and_the_original_is_above_it(digits_grid):
 
 def test_floor_retrains_are_cached_and_shared(digits_grid):
     out, records, harness = digits_grid
-    from unlearnbench.harness.spec import RunSpec
+    from unlearnbench.harness.protocol.spec import RunSpec
 
     spec = RunSpec.from_config(records[("random 10%", "finetune")]["config"])
     before = harness.reference_trainings
@@ -110,8 +110,8 @@ def test_floor_retrains_are_cached_and_shared(digits_grid):
 
 
 def test_no_floor_when_k_is_zero(tmp_path):
-    from unlearnbench.harness.config import Grid, expand
-    from unlearnbench.harness.runner import Harness
+    from unlearnbench.harness.protocol.config import Grid, expand
+    from unlearnbench.harness.protocol.runner import Harness
 
     grid = Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["original"], floor_retrains=0)
     harness = Harness(out=tmp_path)
@@ -121,7 +121,7 @@ def test_no_floor_when_k_is_zero(tmp_path):
 
 
 def test_evidence_section_renders_every_table(digits_grid):
-    from unlearnbench.harness.floor import leaderboard_section
+    from unlearnbench.harness.metrics.floor import leaderboard_section
 
     out, _, _ = digits_grid
     text = leaderboard_section(out)

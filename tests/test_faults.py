@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearnbench.harness.cache import read_entry
+from unlearnbench.harness.protocol.cache import read_entry
 from unlearnbench.harness.cli import main
 from unlearnbench.harness.errors import WRITE_FAILED
-from unlearnbench.harness.records import RecordStore
-from unlearnbench.harness.status import collect
+from unlearnbench.harness.protocol.records import RecordStore
+from unlearnbench.harness.cluster.status import collect
 from unlearnbench.methods import WriteError, append_line, remove_stale_temporaries, write_atomic
 
 GRID = ["--datasets", "digits", "--seeds", "0", "--scenarios", "random", "--ratios", "0.1",
@@ -354,8 +354,8 @@ def test_a_failed_write_leaves_nothing_and_names_the_path(tmp_path, monkeypatch)
 
 def test_quarantined_models_are_off_limits_to_a_method(tmp_path):
     """A quarantined retrain is still (mostly) the answer key: the guard protects the quarantine too."""
-    from unlearnbench.harness.cache import ModelCache
-    from unlearnbench.harness.guard import TestDataAccess, method_guard
+    from unlearnbench.harness.protocol.cache import ModelCache
+    from unlearnbench.harness.protocol.guard import TestDataAccess, method_guard
 
     moved = tmp_path / "quarantine" / "retrain" / "abc-20260101T000000-1" / "model.pt"
     moved.parent.mkdir(parents=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench.harness import forget_score as FS
+from unlearnbench.harness.metrics import challenge as FS
 
 
 def test_logit_scaled_confidence_by_hand():
@@ -188,8 +188,8 @@ def test_a_bank_of_a_real_network_holds_the_challenge_codes_confidences():
     """What the harness banks for a trained digits MLP: confidences from its
     float32 logits, bit-identical to the challenge code on those logits."""
     from unlearnbench.datasets import load_dataset
-    from unlearnbench.harness.evaluate import Outputs
-    from unlearnbench.harness.forgetting_quality import Bank
+    from unlearnbench.harness.metrics.evaluate import Outputs
+    from unlearnbench.harness.studies.forgetting_quality import Bank
     from unlearnbench.harness.models import InputSpec, build_model
     from unlearnbench.methods import TrainConfig, cross_entropy, fit
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.harness.guard import TestDataAccess, method_guard, protected_files, recording_data_files
+from unlearnbench.harness.protocol.guard import TestDataAccess, method_guard, protected_files, recording_data_files
 
 
 def test_files_read_by_a_load_are_refused_to_a_method_even_if_it_swallows_the_error(tmp_path):
@@ -99,8 +99,8 @@ def _cat_the_data(ctx, hp):
 
 
 def test_a_method_reading_the_data_through_a_subprocess_is_recorded_as_failed(tmp_path):
-    from unlearnbench.harness.config import Grid, expand
-    from unlearnbench.harness.runner import Harness
+    from unlearnbench.harness.protocol.config import Grid, expand
+    from unlearnbench.harness.protocol.runner import Harness
     from unlearnbench.methods import register_method, unregister_method
 
     register_method("cat_the_data_for_test")(_cat_the_data)
@@ -127,7 +127,7 @@ def test_the_harness_signal_handlers_may_start_programs_while_a_method_runs():
     """submitit's handler of a Slurm time limit runs `scontrol requeue` in the middle of a method."""
     import signal
 
-    from unlearnbench.harness.guard import lift_in_signal_handlers
+    from unlearnbench.harness.protocol.guard import lift_in_signal_handlers
 
     started = []
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.harness.records import RecordStore
+from unlearnbench.harness.protocol.records import RecordStore
 
 SEED = 14
 KILLS = 10

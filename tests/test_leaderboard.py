@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from unlearnbench.harness import leaderboard as L
-from unlearnbench.harness.metrics import DEFINITIONS
-from unlearnbench.harness.statistics import TEST_NAME
+from unlearnbench.harness.report import leaderboard as L
+from unlearnbench.harness.metrics.definitions import DEFINITIONS
+from unlearnbench.harness.metrics.statistics import TEST_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -129,7 +129,7 @@ def test_tied_ranks_from_hand_made_records():
 def test_leaderboard_is_a_pure_function_of_the_records(records, tmp_path):
     _, first = L.write_leaderboard(records, tmp_path / "a.md")
     _, second = L.write_leaderboard(records, tmp_path / "b.md")
-    from unlearnbench.harness.figures import plan_figures
+    from unlearnbench.harness.report.figures import plan_figures
 
     text = first.read_text()
     assert text == second.read_text()
@@ -147,7 +147,7 @@ def test_plot_draws_valid_pngs_with_one_panel_per_table_or_metric(records, capsy
     from PIL import Image
 
     from unlearnbench.harness.cli import main
-    from unlearnbench.harness.figure_plan import CLASS_ONLY, slug
+    from unlearnbench.harness.report.figure_plan import CLASS_ONLY, slug
 
     df, _ = L.load_summary(records)
     ok = df[df["status"] == "ok"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench.harness import metrics as M
+from unlearnbench.harness.metrics import definitions as M
 
 
 def test_accuracy_and_confidence_by_hand():

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from unlearnbench.datasets import load_dataset
-from unlearnbench.harness.metrics import param_distance
+from unlearnbench.harness.metrics.definitions import param_distance
 from unlearnbench.harness.models import Classifier, InputSpec, build_model
 from unlearnbench.methods import Context, Split, TrainConfig, fit, get_method, supervised_loss
 from unlearnbench.methods import _muso, muso_released as released_module
@@ -191,7 +191,7 @@ def test_muso_runs_in_the_random_scenario(digits_grid):
     retain rows: Π_r projects onto the whole span of the head's inputs
     (rank ≤ 129; dead ReLU units lower it), so the first labels are the
     original's own predictions."""
-    from unlearnbench.harness.config import Grid, expand
+    from unlearnbench.harness.protocol.config import Grid, expand
 
     _, _, harness = digits_grid
     spec = next(s for s in expand(Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["muso"], tuned=False)))
@@ -206,7 +206,7 @@ def test_muso_runs_in_the_random_scenario(digits_grid):
 
 
 def test_muso_released_runs_in_both_scenarios(digits_grid):
-    from unlearnbench.harness.config import Grid, expand
+    from unlearnbench.harness.protocol.config import Grid, expand
 
     _, _, harness = digits_grid
     for scenario, epochs, eps in (("random", 2, [1e-6, 1e-6]), ("class", 10, [1e-6] * 10)):

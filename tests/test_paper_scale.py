@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from unlearnbench.datasets import splits as S
-from unlearnbench.harness import augment as A
-from unlearnbench.harness.config import Grid, expand
+from unlearnbench.harness.protocol import augment as A
+from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.errors import UsageError
 from unlearnbench.harness.models import InputSpec, build_model
-from unlearnbench.harness.runner import Harness
-from unlearnbench.harness.spec import RunSpec
+from unlearnbench.harness.protocol.runner import Harness
+from unlearnbench.harness.protocol.spec import RunSpec
 
 from data_formats import accept_checksums, write_cifar10, write_cifar100
 
@@ -159,7 +159,7 @@ def test_subclass_forgetting_on_cifar20(tmp_path, monkeypatch):
 
 # ---- precision and determinism -----------------------------------------------------
 def test_mixed_precision_is_off_on_the_cpu(tmp_path):
-    from unlearnbench.harness.device import resolve_precision
+    from unlearnbench.harness.protocol.device import resolve_precision
     from unlearnbench.methods._train import autocast, set_autocast
 
     cpu = torch.device("cpu")

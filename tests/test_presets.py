@@ -4,7 +4,7 @@ import re
 import pytest
 
 from unlearnbench.harness.cli import main
-from unlearnbench.harness.config import Grid, apply_mapping, expand, load_toml, preset_names, resolve_config
+from unlearnbench.harness.protocol.config import Grid, apply_mapping, expand, load_toml, preset_names, resolve_config
 
 PRESETS = preset_names()
 

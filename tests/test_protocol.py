@@ -4,8 +4,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from unlearnbench.harness.config import Grid, expand
-from unlearnbench.harness.runner import Harness
+from unlearnbench.harness.protocol.config import Grid, expand
+from unlearnbench.harness.protocol.runner import Harness
 from unlearnbench.methods import register_method, unregister_method
 
 
@@ -30,11 +30,11 @@ def test_original_is_far_from_retrain_and_remembers(digits_grid):
 
 def test_retrain_shares_theta0_with_original(digits_grid):
     out, records, harness = digits_grid
-    from unlearnbench.harness.spec import RunSpec
+    from unlearnbench.harness.protocol.spec import RunSpec
 
     spec = RunSpec.from_config(records[("random 10%", "finetune")]["config"])
     refs = harness.references(spec)
-    init = harness.make_model(spec, __import__("unlearnbench.harness.spec", fromlist=["derive_seed"]).derive_seed(spec.seed, "init"))
+    init = harness.make_model(spec, __import__("unlearnbench.harness.protocol.spec", fromlist=["derive_seed"]).derive_seed(spec.seed, "init"))
     for k, v in init.state_dict().items():
         assert torch.equal(v, refs.theta0[k])
     assert (out / "cache" / "original" / refs.original_key / "theta0.pt").exists()

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench.harness import leaderboard as L
+from unlearnbench.harness.report import leaderboard as L
 from unlearnbench.harness.cli import main
-from unlearnbench.harness.config import Grid, apply_mapping, expand, grid_from_args
+from unlearnbench.harness.protocol.config import Grid, apply_mapping, expand, grid_from_args
 from unlearnbench.harness.cli import build_parser
 from unlearnbench.harness.errors import UsageError
 from unlearnbench.harness.models import InputSpec, build_model
-from unlearnbench.harness.records import RecordStore
+from unlearnbench.harness.protocol.records import RecordStore
 
 SPEC = InputSpec((1, 8, 8), 10, 16.0, (0.3,), (0.38,))
 
@@ -134,7 +134,7 @@ def test_titles_tell_settings_apart_and_default_titles_stay():
 
 
 def test_a_ratio_figure_per_setting_with_two_ratios():
-    from unlearnbench.harness.figure_plan import plan_figures
+    from unlearnbench.harness.report.figure_plan import plan_figures
 
     records = []
     for ratio in (0.1, 0.5):
@@ -203,7 +203,7 @@ def study(tmp_path):
 
 
 def test_regime_section_states_the_verdicts_from_the_numbers(study):
-    from unlearnbench.harness.regime import leaderboard_section
+    from unlearnbench.harness.studies.regime import leaderboard_section
 
     text = leaderboard_section(study)   # the main folder: the section reads results/regime
     assert "`" + (study / "regime").as_posix() + "/`" in text
@@ -224,7 +224,7 @@ def test_regime_section_states_the_verdicts_from_the_numbers(study):
 def test_regime_figures_one_line_per_method_against_m_over_n(study, capsys):
     import re
 
-    from unlearnbench.harness.figure_plan import plan_figures
+    from unlearnbench.harness.report.figure_plan import plan_figures
 
     folder = study / "regime"
     plans = {p.name: p for p in plan_figures(L.load_summary(folder)[1])}

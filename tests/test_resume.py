@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnbench.harness.config import Grid, expand
-from unlearnbench.harness.runner import Harness
+from unlearnbench.harness.protocol.config import Grid, expand
+from unlearnbench.harness.protocol.runner import Harness
 from unlearnbench.methods import TrainConfig, fit, register_method, unregister_method
 from unlearnbench.methods import auto_checkpoint
 
@@ -178,7 +178,7 @@ def _crash_after(module, epochs: int, monkeypatch):
 def test_reference_training_killed_mid_way_resumes_to_the_same_weights(tmp_path, monkeypatch, kind):
     import json
 
-    from unlearnbench.harness import references as RF
+    from unlearnbench.harness.protocol import references as RF
     from unlearnbench.methods import retrain as retrain_module
 
     spec, = expand(Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["finetune"], floor_retrains=0,

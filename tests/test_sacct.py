@@ -1,11 +1,11 @@
-"""Reading Slurm's job states (harness/status.py: one ``sacct`` call through
+"""Reading Slurm's job states (harness/cluster/status.py: one ``sacct`` call through
 submitit's watcher, ``squeue`` for jobs accounting does not know yet), fed
 real-format text: no cluster needed."""
 import subprocess
 
 import pytest
 
-from unlearnbench.harness import status as status_mod
+from unlearnbench.harness.cluster import status as status_mod
 
 # `sacct -o JobID,State,NodeList --parsable2 -j ...` as this project's one-node cluster (slurm-wlm 22.05.8)
 # printed it: array tasks and plain jobs, each with its .batch and .0 steps, a job cancelled by root.

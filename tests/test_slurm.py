@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from unlearnbench.harness.cli import main
-from unlearnbench.harness.config import Grid, expand
-from unlearnbench.harness.records import RecordStore
-from unlearnbench.harness.status import collect
+from unlearnbench.harness.protocol.config import Grid, expand
+from unlearnbench.harness.protocol.records import RecordStore
+from unlearnbench.harness.cluster.status import collect
 
 pytestmark = pytest.mark.slurm
 
@@ -177,7 +177,7 @@ def test_status_is_all_done_and_rerun_submits_nothing(slurm_sweep):
 def epochs_lasting(seconds: float, cache_dir, tmp_path) -> int:
     """Fine-tuning epochs that take about ``seconds`` on one thread here
     (measured on the cached references, checkpoints included)."""
-    from unlearnbench.harness.runner import Harness
+    from unlearnbench.harness.protocol.runner import Harness
 
     grid = Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["finetune"],
                 method_args={"finetune": {"epochs": 30}})
@@ -261,7 +261,7 @@ def test_tune_array_workers_complete_exactly_the_budget(cluster, tmp_path):
     study until it has the budget's complete trials, then write the preset."""
     import optuna
 
-    from unlearnbench.harness import tuning as T
+    from unlearnbench.harness.tuning.tune import tune as T
 
     out, presets = tmp_path / "out", tmp_path / "presets"
     presets.mkdir()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from unlearnbench.harness import statistics as S
+from unlearnbench.harness.metrics import statistics as S
 
 
 def test_t_interval_is_scipys_student_t_interval():

@@ -1,4 +1,4 @@
-"""The Optuna studies behind `unlearnbench tune` (harness/study.py), on a
+"""The Optuna studies behind `unlearnbench tune` (harness/tuning/search.py), on a
 synthetic objective: seeded TPE, trial 0 = defaults, the budget counted in
 complete trials, resuming, crashed trials, workers sharing one SQLite file."""
 import math
@@ -13,9 +13,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from unlearnbench.harness import study as St
+from unlearnbench.harness.tuning.tune import search as St
 from unlearnbench.harness.errors import UsageError
-from unlearnbench.harness.spec import Scenario
+from unlearnbench.harness.protocol.spec import Scenario
 from unlearnbench.methods import Choice, IntRange, LogUniform, Uniform
 
 SPACE = {"lr": LogUniform(0.01, 0.3), "epochs": IntRange(3, 15), "share": Uniform(0.1, 1.0), "alpha": Choice(0.001, 0.5)}
@@ -161,8 +161,8 @@ def test_result_reports_best_history_and_trial_0(tmp_path):
 
 WORKER = textwrap.dedent("""
     import os, sys, time
-    from unlearnbench.harness import study as St
-    from unlearnbench.harness.spec import Scenario
+    from unlearnbench.harness.tuning.tune import search as St
+    from unlearnbench.harness.protocol.spec import Scenario
     from unlearnbench.methods import IntRange, LogUniform
 
     url, target, worker, sleep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])

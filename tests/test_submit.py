@@ -294,8 +294,8 @@ def test_submission_may_set_only_its_own_hyperparameters(bench, tmp_path, capsys
 def test_context_leads_nowhere_near_the_test_data(bench):
     """Walk everything reachable from a method's Context (not through module
     globals): no harness, and no tensor sharing memory with the test split."""
-    from unlearnbench.harness.config import Grid, expand
-    from unlearnbench.harness.runner import Harness
+    from unlearnbench.harness.protocol.config import Grid, expand
+    from unlearnbench.harness.protocol.runner import Harness
 
     harness = Harness(out=bench / "ctx", cache_dir=bench / "cache")
     spec = expand(Grid(seeds=[0], scenarios=["random"], ratios=[0.1], methods=["finetune"]))[0]
@@ -351,9 +351,9 @@ def _reports_progress(ctx, hp):
 def test_method_progress_reaches_the_progress_bar(bench):
     import io
 
-    from unlearnbench.harness.progress import Progress
-    from unlearnbench.harness.config import Grid, expand
-    from unlearnbench.harness.runner import Harness
+    from unlearnbench.harness.protocol.progress import Progress
+    from unlearnbench.harness.protocol.config import Grid, expand
+    from unlearnbench.harness.protocol.runner import Harness
     from unlearnbench.methods import register_method
 
     class Terminal(io.StringIO):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from unlearnbench.harness.cli import main
-from unlearnbench.harness.config import Grid, expand
-from unlearnbench.harness.runner import Harness
-from unlearnbench.harness import tuning as T
-from unlearnbench.harness.spec import SCENARIOS
+from unlearnbench.harness.protocol.config import Grid, expand
+from unlearnbench.harness.protocol.runner import Harness
+from unlearnbench.harness.tuning.tune import tune as T
+from unlearnbench.harness.protocol.spec import SCENARIOS
 from unlearnbench.methods import (Choice, IntRange, LogUniform, get_method, list_methods, method_origin,
                                   register_method, unregister_method)
 
@@ -215,7 +215,7 @@ def test_tune_bad_input_exits_2(tmp_path, capsys, args, needle):
 
 
 def test_tuning_section_states_budget_and_spaces(tmp_path):
-    from unlearnbench.harness.tuning_report import leaderboard_section
+    from unlearnbench.harness.tuning.report import leaderboard_section
 
     text = leaderboard_section(tmp_path)
     assert f"same budget of {T.DEFAULT_TRIALS} complete trials" in text

@@ -1,4 +1,4 @@
-"""``unlearnbench exactness``: MUSO's theorem on real data (harness/exactness.py)."""
+"""``unlearnbench exactness``: MUSO's theorem on real data (harness/studies/exactness.py)."""
 from __future__ import annotations
 
 import argparse
@@ -26,10 +26,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     import pandas as pd
 
-    from .. import exactness as E
-    from ..config import parse_list
+    from ..studies import exactness as E
+    from ..protocol.config import parse_list
     from ..errors import UsageError
-    from ..threads import set_threads
+    from ..protocol.threads import set_threads
 
     datasets = parse_list(args.datasets, str, "--datasets") if args.datasets else E.DEFAULT_TASKS
     ratios = parse_list(args.ratios, float, "--ratios") if args.ratios else E.DEFAULT_RATIOS

@@ -20,7 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..publish import publish
+    from ..report.publish import publish
 
     results_folder(args.out, need_records=True)
     publish(args.out, args.leaderboard, figures=not args.no_figures)

@@ -16,7 +16,7 @@ def run(args) -> int:
 
     from ..errors import UsageError
     from ..models import get_model, list_models
-    from ..spec import SCENARIOS
+    from ..protocol.spec import SCENARIOS
 
     try:
         names = list_methods()

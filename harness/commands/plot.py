@@ -15,7 +15,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..figures import write_figures
+    from ..report.figures import write_figures
 
     results_folder(args.out, need_records=True)
     for path, _, panels in write_figures(args.out):

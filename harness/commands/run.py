@@ -22,7 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..config import expand, grid_from_args
+    from ..protocol.config import expand, grid_from_args
     from . import sweep
 
     if args.executor == "slurm":
@@ -35,10 +35,10 @@ def run(args) -> int:
             print(f"{s.key}  {s.describe()}")
         print(f"{len(specs)} runs")
         return 0
-    from ..progress import Progress   # the rest only when something may run: a dry run stays quick
-    from ..records import RecordStore
-    from ..runner import Harness, remove_leftovers
-    from ..threads import set_threads
+    from ..protocol.progress import Progress   # the rest only when something may run: a dry run stays quick
+    from ..protocol.records import RecordStore
+    from ..protocol.runner import Harness, remove_leftovers
+    from ..protocol.threads import set_threads
 
     set_threads(args.cpus_per_task)
     progress = Progress(len(specs))
@@ -69,8 +69,8 @@ def run(args) -> int:
           f"{harness.reference_trainings if harness else 0} reference models trained; "
           f"{time.perf_counter() - progress.start:.1f} s", file=sys.stderr)
     if not args.no_leaderboard:
-        from ..leaderboard import default_leaderboard_path
-        from ..publish import publish
+        from ..report.leaderboard import default_leaderboard_path
+        from ..report.publish import publish
 
         md = Path(args.leaderboard) if args.leaderboard else default_leaderboard_path(Path(grid.out))
         if counts or not md.exists() or not (Path(grid.out) / "summary.csv").exists():

@@ -18,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..status import collect
+    from ..cluster.status import collect
 
     results_folder(args.out)
     print(collect(args.out, cache_dir=args.cache_dir).format())

@@ -1,5 +1,5 @@
 """``unlearnbench submit``: run a new method under the standard protocol,
-validate and rank it (harness/submit.py, docs/adding-a-method.md)."""
+validate and rank it (harness/community.py, docs/adding-a-method.md)."""
 from __future__ import annotations
 
 import argparse
@@ -31,10 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..progress import Progress
-    from ..publish import publish
-    from ..submit import comparison, load_submission, run_submission, unload_submission, write_community
-    from ..threads import set_threads
+    from ..protocol.progress import Progress
+    from ..report.publish import publish
+    from ..community import comparison, load_submission, run_submission, unload_submission, write_community
+    from ..protocol.threads import set_threads
 
     submission = load_submission(args.source, args.method)
     set_threads()

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def slurm_options(args):
     """The executor options, checked (``run`` checks them too: a bad value is bad input wherever it is given)."""
-    from .. import sweep as S
+    from ..cluster import slurm as S
     from ..errors import UsageError
 
     options = S.SlurmOptions.from_args(args)
@@ -33,11 +33,11 @@ def slurm_options(args):
 
 
 def run(args) -> int:
-    from .. import sweep as S
-    from ..config import expand, grid_from_args
-    from ..publish import publish
-    from ..status import collect
-    from ..sweep_plan import make_plan
+    from ..cluster import slurm as S
+    from ..protocol.config import expand, grid_from_args
+    from ..report.publish import publish
+    from ..cluster.status import collect
+    from ..cluster.plan import make_plan
 
     options = slurm_options(args)
     grid = grid_from_args(args)

@@ -1,5 +1,5 @@
 """``unlearnbench tune``: the same hyperparameter budget for every method, on a
-validation protocol; writes configs/tuned/ presets (harness/tuning.py)."""
+validation protocol; writes configs/tuned/ presets (harness/tuning/tune.py)."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..tuning import command
+    from ..tuning.tune import command
 
     return command(args)

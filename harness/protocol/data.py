@@ -16,9 +16,9 @@ from unlearnbench import datasets as D
 from unlearnbench.datasets import splits as S
 from unlearnbench.methods import Split
 
-from .errors import UsageError
+from ..errors import UsageError
 from .guard import recording_data_files
-from .models import InputSpec
+from ..models import InputSpec
 from .records import write_json_atomic
 from .spec import RunSpec, derive_seed, stable_hash
 

@@ -5,9 +5,9 @@ and direction), an overall ranking (mean rank by Avg. Gap across tables,
 with its bootstrap interval, and beside it the rankings by Gap-MUSO and the
 parameter-space floor ratio), one table per dataset × model × scenario —
 Original and Retrain first, then methods by Avg. Gap with their rank with ties (a paired
-test over seeds, harness/statistics.py), every metric as mean ± the
+test over seeds, harness/metrics/statistics.py), every metric as mean ± the
 half-width of its 95% interval over seeds, the best value of each metric in
-bold — and links to the figures (harness/figures.py).
+bold — and links to the figures (harness/report/figures.py).
 The output is a pure function of the records (no clock, no machine, no file
 system), so the committed leaderboard can be checked against regeneration.
 """
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .columns import METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
+from .tables import METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
 from .figure_plan import figure_link, plan_figures
 from . import ranking as R
-from .metrics import DEFINITIONS
-from .records import RecordStore, write_text_atomic
-from .statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_interval
-from .summary import records_frame
+from ..metrics.definitions import DEFINITIONS
+from ..protocol.records import RecordStore, write_text_atomic
+from ..metrics.statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_interval
+from .frame import records_frame
 
 REGENERATE = "unlearnbench leaderboard"
 RANK_METRIC = "avg_gap"       # the overall ranking: mean rank by Avg. Gap across tables
@@ -35,11 +35,11 @@ COMMUNITY = "community"       # submissions' folders, beside the leaderboard
 # Extra sections appended by other commands' renderers: (title, "module:function"),
 # each function takes the results folder and returns markdown or None.
 SECTIONS: list[tuple[str, str]] = [
-    ("MUSO's regime: where exact unlearning holds in networks", "unlearnbench.harness.regime:leaderboard_section"),
-    ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.exactness:leaderboard_section"),
-    ("Loss-attack MIA and the retrain noise floor", "unlearnbench.harness.floor:leaderboard_section"),
-    ("Forgetting quality (NeurIPS 2023 challenge metric)", "unlearnbench.harness.forgetting_quality:leaderboard_section"),
-    ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning_report:leaderboard_section"),
+    ("MUSO's regime: where exact unlearning holds in networks", "unlearnbench.harness.studies.regime:leaderboard_section"),
+    ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.studies.exactness:leaderboard_section"),
+    ("Loss-attack MIA and the retrain noise floor", "unlearnbench.harness.metrics.floor:leaderboard_section"),
+    ("Forgetting quality (NeurIPS 2023 challenge metric)", "unlearnbench.harness.studies.forgetting_quality:leaderboard_section"),
+    ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning.report:leaderboard_section"),
 ]
 
 

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .records import FINAL_STATUSES, RecordStore
+from ..protocol.records import FINAL_STATUSES, RecordStore
 
 # Slurm job states (sacct), by what they mean for the runs of the job
 ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
@@ -56,7 +56,7 @@ class Report:
     failed_reference_jobs: list = field(default_factory=list)   # (job id, state, describe of its group)
     manifests: int = 0
     diverged: int = 0
-    quarantined: list = field(default_factory=list)   # damaged cache entries moved aside (harness/cache.py)
+    quarantined: list = field(default_factory=list)   # damaged cache entries moved aside (harness/protocol/cache.py)
 
     def counts(self) -> Counter:
         return Counter(r.category for r in self.runs.values())
@@ -136,7 +136,7 @@ def collect(out, only: list[Path] | None = None, cache_dir=None) -> Report:
     out = Path(out)
     report = Report(out)
     if only is None:
-        from .cache import quarantined_entries
+        from ..protocol.cache import quarantined_entries
 
         report.quarantined = quarantined_entries(Path(cache_dir) if cache_dir else out / "cache")
     store = RecordStore(out)
@@ -191,7 +191,7 @@ def collect(out, only: list[Path] | None = None, cache_dir=None) -> Report:
 
 
 def _describe_config(config: dict) -> str:
-    from .spec import RunSpec
+    from ..protocol.spec import RunSpec
 
     try:
         return RunSpec.from_config(config).describe()

@@ -1,5 +1,5 @@
 """MUSO's regime: where exact unlearning holds in networks — the leaderboard
-section of the study, and the series its figures draw (harness/figures.py).
+section of the study, and the series its figures draw (harness/report/figures.py).
 
 The study (configs/regime_*.toml) keeps its records in ``results/regime/``
 so the main tables are not flooded; the section reads ``<out>/regime`` when
@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .columns import REFERENCE_ORDER, TABLE_KEYS, natural_key, scenario_label, setting_label, sweep_series, table_label
-from .figure_plan import FIGURE_KINDS, figure_link, figure_name
-from .ranking import rank_column, tied_rank_frame
-from .records import RecordStore
-from .summary import records_frame
+from ..report.tables import REFERENCE_ORDER, TABLE_KEYS, natural_key, scenario_label, setting_label, sweep_series, table_label
+from ..report.figure_plan import FIGURE_KINDS, figure_link, figure_name
+from ..report.ranking import rank_column, tied_rank_frame
+from ..protocol.records import RecordStore
+from ..report.frame import records_frame
 
 REGIME_DIR = "regime"            # the study's results folder, inside the main one
 MUSO_METHODS = ("muso", "muso_released")

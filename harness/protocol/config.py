@@ -18,11 +18,11 @@ from pathlib import Path
 from unlearnbench import datasets as D
 from unlearnbench.methods import TrainConfig, UnknownMethod, coerce, get_method, list_methods
 
-from .errors import UsageError
-from .models import check_model_arguments, get_model
-from .presets import tuned_values
+from ..errors import UsageError
+from ..models import check_model_arguments, get_model
+from ..tuning.presets import tuned_values
 from .spec import SCENARIOS, RunSpec, Scenario
-from .tomlio import tomllib
+from ..tomlio import tomllib
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 

@@ -11,7 +11,7 @@ It runs on the grid of a preset (``--preset NAME``: configs/NAME.toml; the
 default benchmark by default), reusing the cached reference models.  Its runs
 are validated by the harness — the original left untouched, the same
 architecture returned with finite weights, no reach for the test data
-(harness/guard.py) — and any failing run refuses the whole submission: exit
+(harness/protocol/guard.py) — and any failing run refuses the whole submission: exit
 status 2, one line saying why, and no record written.  Accepted records go to
 ``<out>/runs/`` like any method's (marked with the submission); registered
 methods missing from the grid are run too so that the ranks are complete.
@@ -33,13 +33,13 @@ from pathlib import Path
 
 from unlearnbench.methods import UnknownMethod, get_method, list_methods, method_origin, unregister_method
 
-from .columns import table_fields
-from .config import expand, grid_from_args
+from .report.tables import table_fields
+from .protocol.config import expand, grid_from_args
 from .errors import UsageError
-from .leaderboard import (COMMUNITY, DEFINITIONS, REFERENCE_ORDER, TABLE_KEYS, community_dir, format_cell,
+from .report.leaderboard import (COMMUNITY, DEFINITIONS, REFERENCE_ORDER, TABLE_KEYS, community_dir, format_cell,
                           load_summary, method_label, overall_ranking, table_label, table_ranks)
-from .records import RecordStore, write_json_atomic, write_text_atomic
-from .runner import Harness
+from .protocol.records import RecordStore, write_json_atomic, write_text_atomic
+from .protocol.runner import Harness
 from .tomlio import dumps
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")

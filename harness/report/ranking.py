@@ -1,4 +1,4 @@
-"""The leaderboard's ranks, from per-seed values (harness/statistics.py):
+"""The leaderboard's ranks, from per-seed values (harness/metrics/statistics.py):
 ranks with ties inside each table, and each method's mean rank over the
 tables with its bootstrap interval.  Frames in, frames out; the tables are
 told apart by a ``table`` column (the leaderboard's table label), the rows by
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .statistics import bootstrap_mean_rank, tied_ranks
+from ..metrics.statistics import bootstrap_mean_rank, tied_ranks
 
 # The measures ranked side by side (lower is better for each): SalUn's Avg.
 # Gap, MUSO's, and the distance to Retrain in parameter space in units of the

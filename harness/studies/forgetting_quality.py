@@ -1,5 +1,5 @@
 """`unlearnbench forgetting-quality`: the many-model ε score of the NeurIPS
-2023 Machine Unlearning Challenge (definition: harness/forget_score.py).
+2023 Machine Unlearning Challenge (definition: harness/metrics/challenge.py).
 
 For one forget set (dataset × model × scenario × seed) two banks of N models:
 
@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import forget_score as FS
-from . import metrics as M
-from .columns import variant_label
-from .evaluate import Outputs
-from .method_run import recorded
-from .records import RecordStore, environment
-from .spec import stable_hash
+from ..metrics import challenge as FS
+from ..metrics import definitions as M
+from ..report.tables import variant_label
+from ..metrics.evaluate import Outputs
+from ..protocol.method_run import recorded
+from ..protocol.records import RecordStore, environment
+from ..protocol.spec import stable_hash
 
 SCHEMA = 1
 DEFAULT_NUM_MODELS = 32

@@ -3,7 +3,7 @@
 A method declares what may be tuned next to its code
 (``register_method(..., search_space={"lr": LogUniform(1e-3, 0.1), ...})``).
 Each method × table (dataset × model × scenario) is one Optuna study
-(harness/study.py: seeded TPE, stored in an SQLite file under the results
+(harness/tuning/search.py: seeded TPE, stored in an SQLite file under the results
 folder or at an RDB URL, workers in parallel as local processes or Slurm
 array tasks) that runs until it has ``trials`` complete trials — trial 0 is
 the method's registered defaults — and keeps the one with the lowest Avg.
@@ -32,18 +32,18 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UsageError
-from .locks import file_lock
+from ..errors import UsageError
+from ..protocol.locks import file_lock
 from .presets import preset_path, presets_dir
-from .records import write_text_atomic
-from .tomlio import dumps, tomllib
+from ..protocol.records import write_text_atomic
+from ..tomlio import dumps, tomllib
 
 DEFAULT_TRIALS = 12
 DEFAULT_SEEDS = (100, 101)
 OBJECTIVE = "avg_gap"
 
 
-# ---- presets (read by harness/presets.py) ---------------------------------------
+# ---- presets (read by harness/tuning/presets.py) ---------------------------------------
 
 def dump_presets(doc: dict, dataset: str, model: str) -> str:
     """TOML text of a presets document {hyper|tuning: {scenario: {method: {...}}}}."""
@@ -53,7 +53,7 @@ def dump_presets(doc: dict, dataset: str, model: str) -> str:
     return dumps(ordered, comment=(
         f"Tuned hyperparameters for {dataset} / {model}: written by `unlearnbench tune`, do not edit by hand.\n"
         "[hyper.\"<scenario>\".<method>] is what `unlearnbench run` uses (unless `tuned = false` or\n"
-        "--no-tuned); [tuning.\"<scenario>\".<method>] records how it was chosen (see harness/tuning.py)."))
+        "--no-tuned); [tuning.\"<scenario>\".<method>] records how it was chosen (see harness/tuning/tune.py)."))
 
 
 def write_preset(folder: Path, dataset: str, model: str, label: str, method: str, best: dict, tuning: dict) -> Path:
@@ -98,9 +98,9 @@ def make_studies(grid, methods: list[str], seeds, budget: int) -> list:
     and the rerun starts a new study instead of mixing two objectives."""
     from unlearnbench.methods import get_method
 
-    from .config import expand
-    from .spec import stable_hash
-    from .study import Study, distributions
+    from ..protocol.config import expand
+    from ..protocol.spec import stable_hash
+    from .search import Study, distributions
 
     tables = tables_of(grid, methods[0]) if methods else []
     studies = []
@@ -121,7 +121,7 @@ def make_studies(grid, methods: list[str], seeds, budget: int) -> list:
 def evaluator(harness, grid, seeds):
     """``evaluate(study, values)``: mean Avg. Gap of one configuration over
     the tuning seeds (a run that fails or diverges scores inf)."""
-    from .config import expand
+    from ..protocol.config import expand
 
     def evaluate(study, values: dict) -> tuple[float, dict]:
         gaps, failures = [], []
@@ -143,7 +143,7 @@ def publish(storage, study, presets, seeds, budget: int, sampler_seed: int) -> s
 
     from unlearnbench.methods import get_method
 
-    from .study import result, startup_trials
+    from .search import result, startup_trials
 
     r = result(storage, study, OBJECTIVE)
     c = r["counts"]
@@ -187,9 +187,9 @@ class TuneWorker:
     poll_s: float | None = None
 
     def __call__(self) -> list[str]:
-        from .runner import Harness
-        from .study import POLL_S, open_storage, optimize
-        from .threads import set_threads
+        from ..protocol.runner import Harness
+        from .search import POLL_S, open_storage, optimize
+        from ..protocol.threads import set_threads
 
         set_threads(self.threads)
         prefix = f"[worker {self.worker}] " if self.worker else ""
@@ -229,7 +229,7 @@ def submit_slurm(worker: TuneWorker, jobs: int, options, folder: Path) -> list:
     """``jobs`` workers as one Slurm job array (submitit)."""
     import shutil
 
-    from .sweep import slurm_executor
+    from ..cluster.slurm import slurm_executor
 
     if shutil.which("sbatch") is None:
         raise UsageError("sbatch not found: --executor slurm needs a Slurm cluster "
@@ -241,7 +241,7 @@ def submit_slurm(worker: TuneWorker, jobs: int, options, folder: Path) -> list:
 
 def tables_of(grid, method: str) -> list:
     """The (dataset, model, Scenario) tables of a grid, in order."""
-    from .config import expand
+    from ..protocol.config import expand
 
     probe = dataclasses.replace(grid, methods=[method], seeds=[0], floor_retrains=0, tuned=False, method_args={})
     seen = []
@@ -273,9 +273,9 @@ def tunable_methods(names: str) -> list[str]:
 
 def command(args) -> int:
     """``unlearnbench tune METHOD[,METHOD...]|all``."""
-    from .config import grid_from_args, parse_list
-    from .study import counts, load, open_storage, prepare
-    from .sweep import SlurmOptions, check_data
+    from ..protocol.config import grid_from_args, parse_list
+    from .search import counts, load, open_storage, prepare
+    from ..cluster.slurm import SlurmOptions, check_data
 
     methods = tunable_methods(args.tune_methods)
     for option, value in (("--trials", args.trials), ("--jobs", args.jobs)):

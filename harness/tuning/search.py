@@ -34,8 +34,8 @@ from typing import Callable
 
 from unlearnbench.methods import Choice, IntRange, LogUniform, Uniform
 
-from .errors import UsageError
-from .spec import Scenario, derive_seed
+from ..errors import UsageError
+from ..protocol.spec import Scenario, derive_seed
 
 HEARTBEAT_S = 10          # a running trial records a heartbeat this often ...
 GRACE_S = 60              # ... and is failed as stale when its last one is older than this

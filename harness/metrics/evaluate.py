@@ -11,7 +11,7 @@ from torch import nn
 
 from unlearnbench.methods import autocast
 
-from . import metrics as M
+from . import definitions as M
 
 EVAL_SPLITS = ("retain", "forget", "test")
 
@@ -91,7 +91,7 @@ class RetrainReference:
     outputs: Outputs
     metrics: dict[str, float]
     params: dict[str, torch.Tensor]
-    floor: dict | None = None      # the retrain noise floor (harness/floor.py), when measured
+    floor: dict | None = None      # the retrain noise floor (harness/metrics/floor.py), when measured
 
 
 def compare_metrics(out: Outputs, own: dict[str, float], params: dict[str, torch.Tensor],

@@ -1,6 +1,6 @@
 """Reading the tuned presets (``configs/tuned/<dataset>-<model>.toml``,
 written by ``unlearnbench tune``): the hyperparameters a grid uses unless
-``tuned = false`` / ``--no-tuned`` (see harness/tuning.py)."""
+``tuned = false`` / ``--no-tuned`` (see harness/tuning/tune.py)."""
 from __future__ import annotations
 
 import functools
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from unlearnbench.methods import get_method
 
-from .errors import UsageError
-from .tomlio import tomllib
+from ..errors import UsageError
+from ..tomlio import tomllib
 
 
 def presets_dir(tuned) -> Path | None:

@@ -41,7 +41,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InvalidResult
+from ..errors import InvalidResult
 
 DATASET_LOAD_EVENT = "unlearnbench.datasets.load"
 GC_EVENTS = ("gc.get_objects", "gc.get_referrers", "gc.get_referents")

@@ -40,14 +40,14 @@ from pathlib import Path
 
 from unlearnbench.methods import WriteError
 
-from .errors import UsageError
-from .guard import lift_in_signal_handlers
-from .records import RecordStore, environment, write_json_atomic
-from .runner import Harness
-from .spec import RunSpec, stable_hash
-from .sweep_plan import Plan
+from ..errors import UsageError
+from ..protocol.guard import lift_in_signal_handlers
+from ..protocol.records import RecordStore, environment, write_json_atomic
+from ..protocol.runner import Harness
+from ..protocol.spec import RunSpec, stable_hash
+from .plan import Plan
 from .status import collect
-from .threads import set_threads
+from ..protocol.threads import set_threads
 
 STAGES = ("references", "runs")
 
@@ -126,7 +126,7 @@ class Settings:
     device: str = "auto"
     download: bool = False
     threads: int | None = None        # torch threads; None: the CPUs Slurm gave the task, or all
-    precision: str = "auto"           # mixed precision on CUDA (see harness/device.py)
+    precision: str = "auto"           # mixed precision on CUDA (see harness/protocol/device.py)
     deterministic: bool = False
 
     @classmethod

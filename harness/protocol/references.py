@@ -1,5 +1,5 @@
 """The reference models of a forget set, trained once and cached
-(harness/cache.py): θ₀, the Original (trained on the training pool), the
+(harness/protocol/cache.py): θ₀, the Original (trained on the training pool), the
 Retrain (on the retain set, from the same θ₀, with the same hyperparameters
 and data-order seed) and the extra retrains of the noise floor and of the
 many-model metric.  Their cache keys hash everything that determines them.
@@ -19,7 +19,7 @@ from .augment import get_augmentation
 from .cache import CHECKPOINTS, MODEL, ModelCache
 from .data import DataStore
 from .method_run import make_context
-from .models import build_model
+from ..models import build_model
 from .spec import RunSpec, derive_seed, stable_hash
 
 VARY = ("order", "init")

@@ -3,11 +3,11 @@ method → metrics → record.
 
 :class:`Harness` composes the pieces, one job per module:
 
-- harness/data.py: datasets, protocol carve-outs, forget sets and splits;
-- harness/references.py and harness/cache.py: the reference models, trained
+- harness/protocol/data.py: datasets, protocol carve-outs, forget sets and splits;
+- harness/protocol/references.py and harness/protocol/cache.py: the reference models, trained
   once and cached on disk, keyed by everything that determines them, so
   later invocations (or other Slurm tasks) reuse them;
-- harness/method_run.py: a method's context, guard, result checks,
+- harness/protocol/method_run.py: a method's context, guard, result checks,
   evaluation and record.
 
 It memoises what runs share (datasets, splits, reference models and their
@@ -30,8 +30,8 @@ from . import method_run as MR
 from .cache import ModelCache
 from .data import DataStore, ProtocolData, check_subsets
 from .device import configure_backends, precision_name, resolve_device, resolve_precision
-from .evaluate import Outputs, RetrainReference, parameters_of, standalone_metrics
-from .floor import noise_floor
+from ..metrics.evaluate import Outputs, RetrainReference, parameters_of, standalone_metrics
+from ..metrics.floor import noise_floor
 from .locks import file_lock
 from .records import RecordStore, environment
 from .references import ReferenceModels, References
@@ -91,7 +91,7 @@ class Harness:
         """How many reference models this process trained."""
         return self.cache.trainings
 
-    # ---- data (harness/data.py) ------------------------------------------------
+    # ---- data (harness/protocol/data.py) ------------------------------------------------
     def dataset(self, name: str) -> D.Dataset:
         return self.data_store.dataset(name)
 
@@ -107,7 +107,7 @@ class Harness:
     def test_forget_mask(self, spec: RunSpec) -> np.ndarray | None:
         return self.data_store.test_forget_mask(spec)
 
-    # ---- reference models (harness/references.py) ------------------------------
+    # ---- reference models (harness/protocol/references.py) ------------------------------
     def make_model(self, spec: RunSpec, init_seed: int | None = None):
         return self.refs.make_model(spec, init_seed)
 
@@ -128,7 +128,7 @@ class Harness:
             self._group = {"key": (refs.retrain_key, spec.floor_retrains), "ref": ref}
         return self._group["ref"]
 
-    # ---- one method (harness/method_run.py) ------------------------------------
+    # ---- one method (harness/protocol/method_run.py) ------------------------------------
     def outputs(self, spec: RunSpec, model) -> Outputs:
         return MR.outputs(model, self.splits(spec))
 

@@ -1,14 +1,14 @@
 """Records → one row per run (:func:`records_frame`): the table columns of
-harness/columns.py, the metrics, the split and model sizes and a method's
+harness/report/tables.py, the metrics, the split and model sizes and a method's
 regime diagnostics.  The leaderboard summarises it per table × method
-(``leaderboard.summarize``); MUSO's regime study (harness/regime.py) reads it
+(``leaderboard.summarize``); MUSO's regime study (harness/studies/regime.py) reads it
 too."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .columns import DIAGNOSTICS, METRICS, TABLE_KEYS, TRAIN_DEFAULTS, table_fields, variant_label
+from .tables import DIAGNOSTICS, METRICS, TABLE_KEYS, TRAIN_DEFAULTS, table_fields, variant_label
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import torch
 
 from unlearnbench.methods import set_autocast
 
-from .errors import UsageError
+from ..errors import UsageError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -1,5 +1,5 @@
 """The run of one method: its context (what it may use), the guard around
-its call (harness/guard.py), the checks of what it returns, its evaluation
+its call (harness/protocol/guard.py), the checks of what it returns, its evaluation
 against the Retrain reference, and its record."""
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import torch
 from unlearnbench.methods import Context, Diverged, Split, WriteError, get_method
 
 from .augment import get_augmentation
-from .errors import InvalidResult, UsageError
-from .evaluate import EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of, standalone_metrics
-from .floor import floor_ratio_of
+from ..errors import InvalidResult, UsageError
+from ..metrics.evaluate import EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of, standalone_metrics
+from ..metrics.floor import floor_ratio_of
 from .guard import method_guard
-from .metrics import param_distance
-from .models import build_model
+from ..metrics.definitions import param_distance
+from ..models import build_model
 from .records import RecordStore
 from .spec import RunSpec, derive_seed
 

@@ -1,14 +1,14 @@
 """The leaderboard's tuning section: how every row's hyperparameters were
 chosen, read from the shipped presets (configs/tuned/, written by
-``unlearnbench tune``; see harness/tuning.py and harness/study.py)."""
+``unlearnbench tune``; see harness/tuning/tune.py and harness/tuning/search.py)."""
 from __future__ import annotations
 
 import math
 
-from .study import startup_trials
+from .search import startup_trials
 from .presets import presets_dir
-from .tomlio import tomllib
-from .tuning import DEFAULT_SEEDS, DEFAULT_TRIALS, describe_space
+from ..tomlio import tomllib
+from .tune import DEFAULT_SEEDS, DEFAULT_TRIALS, describe_space
 
 
 def _score(value) -> str:

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .spec import format_model_args
+from ..protocol.spec import format_model_args
 
 # A table: one dataset × model (and its arguments) × training × scenario.  ``model_args`` is the
 # model's arguments as a label, ``loss`` / ``trainable`` the training options that change what is

@@ -1,4 +1,4 @@
-"""Which figures a set of records gives (harness/figures.py draws them; the
+"""Which figures a set of records gives (harness/report/figures.py draws them; the
 leaderboard links them): pure, no matplotlib, no file system.  Per table:
 the trade-off, gap-vs-time and distance figures; per setting with two forget
 ratios at least: every metric against the ratio; per width sweep (MUSO's
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .columns import METRICS, SETTING_KEYS, TABLE_KEYS, setting_label, sweep_series
+from .tables import METRICS, SETTING_KEYS, TABLE_KEYS, setting_label, sweep_series
 
 FIGURES_DIR = "figures"       # inside the results folder
 CLASS_ONLY = ("test_acc_forget_class", "test_acc_other_classes")

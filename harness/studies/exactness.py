@@ -73,8 +73,8 @@ def load_task(name: str, data_root=None) -> Task:
     from unlearnbench import datasets as D
     from unlearnbench.datasets.splits import class_balanced_sample
 
-    from .errors import UsageError
-    from .models import InputSpec
+    from ..errors import UsageError
+    from ..models import InputSpec
 
     if name not in TASKS:
         raise UsageError(f"unknown exactness dataset {name!r}; accepted: {', '.join(TASKS)}")
@@ -114,10 +114,10 @@ def run_config(task: Task, ratios, seed: int, features: int, sigma: float | None
     from unlearnbench.methods import fit, supervised_loss
     from unlearnbench.methods.muso import optimal_labels, optimal_labels_label_free
 
-    from . import metrics as M
-    from .evaluate import parameters_of, predict
-    from .models import build_model, get_model
-    from .spec import derive_seed
+    from ..metrics import definitions as M
+    from ..metrics.evaluate import parameters_of, predict
+    from ..models import build_model, get_model
+    from ..protocol.spec import derive_seed
 
     args = {"features": features, "sigma": sigma, "targets": task.targets}
     with torch.random.fork_rng(devices=[]):
@@ -216,8 +216,8 @@ def convergence(task: Task, ratio: float, seed: int, features: int, sigma: float
     from unlearnbench.methods import least_squares_limit
     from unlearnbench.methods.muso import optimal_labels
 
-    from .models import build_model
-    from .spec import derive_seed
+    from ..models import build_model
+    from ..protocol.spec import derive_seed
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
@@ -273,7 +273,7 @@ def convergence(task: Task, ratio: float, seed: int, features: int, sigma: float
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     import io
 
-    from .records import write_text_atomic
+    from ..protocol.records import write_text_atomic
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")

@@ -6,7 +6,7 @@
 - ``metrics_vs_ratio_<dataset>_<model>.png``: every metric against the forget ratio (a setting
   with two ratios at least; another model argument or training: ``metrics_vs_ratio_<setting>.png``);
 - ``regime_distance_<dataset>_<model>.png`` and ``regime_gap_<dataset>_<model>.png``: for a width
-  sweep (harness/regime.py), the distance to Retrain (relative, and over the noise floor) and the
+  sweep (harness/studies/regime.py), the distance to Retrain (relative, and over the noise floor) and the
   Avg. Gap against M/N (head inputs ÷ |D_r|), one line per method.
 
 Points are the tables' means over seeds and error bars their standard
@@ -26,10 +26,10 @@ import pandas as pd
 
 from unlearnbench.methods import write_atomic
 
-from .columns import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
+from .tables import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
 from .figure_plan import DISTANCE_METRICS, FIGURES_DIR, FigurePlan, plan_figures, ratio_metrics
 from .leaderboard import load_summary, method_label, table_label
-from .metrics import DEFINITIONS
+from ..metrics.definitions import DEFINITIONS
 
 REFERENCE_STYLE = {"original": dict(color="0.55", marker="X"), "retrain": dict(color="black", marker="*")}
 PANEL_COLUMNS = 3          # per-table figures

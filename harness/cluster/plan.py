@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .records import RecordStore
-from .spec import RunSpec, stable_hash
+from ..protocol.records import RecordStore
+from ..protocol.spec import RunSpec, stable_hash
 
 
 def group_of(spec: RunSpec) -> str:

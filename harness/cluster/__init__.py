@@ -1,0 +1,1 @@
+"""Slurm sweeps through submitit: the task plan, submission and collection, and sacct-backed status."""

@@ -1,0 +1,1 @@
+"""Metric definitions (one MetricDef per column), the evaluation pass, statistics, the MIA noise floor and the challenge score."""
