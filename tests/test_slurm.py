@@ -261,7 +261,7 @@ def test_tune_array_workers_complete_exactly_the_budget(cluster, tmp_path):
     study until it has the budget's complete trials, then write the preset."""
     import optuna
 
-    from unlearnbench.harness.tuning.tune import tune as T
+    from unlearnbench.harness.tuning import tune as T
 
     out, presets = tmp_path / "out", tmp_path / "presets"
     presets.mkdir()

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from unlearnbench.harness.tuning.tune import search as St
+from unlearnbench.harness.tuning import search as St
 from unlearnbench.harness.errors import UsageError
 from unlearnbench.harness.protocol.spec import Scenario
 from unlearnbench.methods import Choice, IntRange, LogUniform, Uniform
@@ -161,7 +161,7 @@ def test_result_reports_best_history_and_trial_0(tmp_path):
 
 WORKER = textwrap.dedent("""
     import os, sys, time
-    from unlearnbench.harness.tuning.tune import search as St
+    from unlearnbench.harness.tuning import search as St
     from unlearnbench.harness.protocol.spec import Scenario
     from unlearnbench.methods import IntRange, LogUniform
 
