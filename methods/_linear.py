@@ -58,3 +58,12 @@ def project_rows(z: torch.Tensor, v: torch.Tensor, ridge: float = 0.0) -> torch.
     if z.shape[0] <= z.shape[1]:
         return z.T @ gram_solve(z, z @ v, ridge)
     return gram_solve(z.T, z.T @ (z @ v), ridge)
+
+
+def ridge_fit(z: torch.Tensor, u: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
+    """``Zᵀ(ZZᵀ + ridge·I)⁻¹ u`` (equal to ``(ZᵀZ + ridge·I)⁻¹Zᵀu`` for ridge > 0, the
+    minimum-norm least-squares fit of ``u`` for ridge 0), in the smaller of the two forms."""
+    z, u = z.double(), u.double()
+    if z.shape[0] <= z.shape[1]:
+        return z.T @ gram_solve(z, u, ridge)
+    return gram_solve(z.T, z.T @ u, ridge)

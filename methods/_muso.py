@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ._api import Context
-from ._linear import project_rows
+from ._linear import project_rows, ridge_fit
 from ._train import fit, model_loss
 
 Projector = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]   # (Z_r, V, ε) -> Π_r V
@@ -106,6 +106,39 @@ def released_projector(z: torch.Tensor, v: torch.Tensor, eps: float) -> torch.Te
     return project_rows(z, v, 1.0) / eps
 
 
+def released_right_side(z: torch.Tensor, w0: torch.Tensor, wp: torch.Tensor, eps: float) -> torch.Tensor:
+    """``get_right_side`` of NN/random_subset/MUSO.py and NN/full_and_sub_class/MUSO.py
+    (Yruikk/MUSO 8c113dd, lines 192-200 / 223-233) as the script computes it: float32,
+    explicit inverses, its order of operations; returns ``Π_r(w_p − w₀) + w₀ + w_p``."""
+    z, w0, wp = z.float(), w0.float(), wp.float()
+    inv = torch.linalg.inv
+    eI_N = eps * torch.eye(z.shape[0], device=z.device)
+    eI_D = eps * torch.eye(z.shape[1], device=z.device)
+    fast_inv = inv(eI_N) - inv(eI_N) @ z @ inv(inv(eI_D) + torch.t(z) @ inv(eI_N) @ z) @ torch.t(z) @ inv(eI_N)
+    pi_r = torch.t(z) @ fast_inv @ z
+    return pi_r @ (wp - w0) + w0 + wp
+
+
+def label_form_weights(z: torch.Tensor, y: torch.Tensor, w0: torch.Tensor, eps: float) -> torch.Tensor:
+    """The label form's relabelling weights ``w₀ + Z_rᵀ(Z_r Z_rᵀ + εI)⁻¹(Y_r − Z_r w₀)``, so that
+    ``Z_f·(them) = Z_f w₀ + K_fr(K_rr + εI)⁻¹(Y_r − Z_r w₀)``; Y_r one-hot (float64, stable solve)."""
+    w0 = w0.double()
+    onehot = torch.nn.functional.one_hot(y, w0.shape[1]).double()
+    return w0 + ridge_fit(z, onehot - z.double() @ w0, eps)
+
+
+def inverted_condition(z: torch.Tensor, eps: float, rule: str) -> float:
+    """Condition number of the matrix the projector inverts: ``ZZᵀ + εI_N`` (ridge, label form) or
+    the Woodbury chain's inner ``(1/ε)(I_M + ZᵀZ)`` (woodbury), from Z's singular values."""
+    s2 = torch.linalg.svdvals(z.double()) ** 2
+    n, m = z.shape
+    if rule == "woodbury":
+        low = s2.min() if n >= m else s2.new_zeros(())
+        return float((1 + s2.max()) / (1 + low))
+    low = s2.min() if n <= m else s2.new_zeros(())
+    return float((s2.max() + eps) / (low + eps))
+
+
 # ---- rules for the rows Π_r is built from -----------------------------------------
 def sample_subset(n: int, share: float, generator: torch.Generator) -> torch.Tensor:
     """A uniform random ``round(share·n)`` of ``range(n)`` (at least one)."""
@@ -129,45 +162,92 @@ def released_subset(n: int, share: float, batch_size: int, generator: torch.Gene
 
 # ---- the relabelling routine ------------------------------------------------------
 class Relabeller:
-    """Π_r once per epoch, forget labels every batch, and the regime
-    diagnostics (see :func:`unlearn`)."""
+    """Π_r once per epoch, forget labels every batch, and the regime and
+    round-off diagnostics (see :func:`unlearn`).
+
+    ``rule`` names the relabelling weights: "ridge" (the paper's
+    ``w₀ + Zᵀ(ZZᵀ + εI)⁻¹Z(w_p − w₀)``), "woodbury" (the released code's
+    expression) or "label_form" (``w₀ + Zᵀ(ZZᵀ + εI)⁻¹(Y_r − Z w₀)``);
+    ``projector`` computes Π_r v for the first two.  ``precision`` "exact":
+    float64, stable solves; "released": the released script's float32
+    chain of explicit inverses (woodbury only)."""
 
     def __init__(self, ctx: Context, *, projector: Projector, epsilons: list[float],
-                 rows: Callable[[int, torch.Generator], torch.Tensor], soft: bool):
+                 rows: Callable[[int, torch.Generator], torch.Tensor], soft: bool,
+                 rule: str = "ridge", precision: str = "exact"):
+        if precision == "released" and rule != "woodbury":
+            raise ValueError(f"precision 'released' reproduces the released woodbury expression, not {rule!r}")
         self.model, self.generator = ctx.model, ctx.generator
         self.projector, self.epsilons, self.rows, self.soft = projector, list(epsilons), rows, soft
+        self.rule, self.precision = rule, precision
         init = ctx.make_model()
         init.load_state_dict(ctx.theta0)
         self.w0, self.wp = head_weights(init.head), head_weights(ctx.original.head)
-        self.x_retain = ctx.retain.x
+        self.x_retain, self.y_retain = ctx.retain.x, ctx.retain.y
         self.z_forget_p = penultimate(ctx.original, ctx.forget.x)            # Z_f^p
         self.pretrained = pretrained_outputs(self.z_forget_p, self.wp)       # Z_f^p w_p
+        self.pretrained32 = self.z_forget_p.float() @ self.wp.float()        # the same, as the script computes it
         self.original_pred = (self.z_forget_p @ self.wp).argmax(dim=1)       # the original's predictions on D_f
         self.w_relabel: torch.Tensor | None = None
+        self.right32: torch.Tensor | None = None
         self.eps_used: list[float] = []
         self.changed = self.relabelled = 0
         self.diagnostics: dict = {"head_inputs": int(self.w0.shape[0])}
+
+    def weights(self, z_r: torch.Tensor, y_r: torch.Tensor, eps: float, exact: bool = False,
+                projector: Projector | None = None):
+        """("float64 w_relabel", None) or (None, "float32 right side") for these retain rows."""
+        if self.precision == "released" and not exact:
+            return None, released_right_side(z_r, self.w0, self.wp, eps)
+        if self.rule == "label_form":
+            return label_form_weights(z_r, y_r, self.w0, eps), None
+        return self.w0 + (projector or self.projector)(z_r, self.wp - self.w0, eps), None
+
+    def first_labels(self, w_relabel, right32) -> torch.Tensor:
+        """Argmax forget labels at the first step (the original's features: drift term 0)."""
+        if right32 is not None:
+            return (self.z_forget_p.float() @ right32 - self.pretrained32).argmax(dim=1)
+        return (self.z_forget_p @ (w_relabel + self.wp) - self.pretrained).argmax(dim=1)
 
     def rebuild(self, epoch: int) -> None:
         """Π_r from the current model's features of this epoch's retain rows, with this epoch's ε."""
         eps = float(self.epsilons[epoch])
         rows = self.rows(len(self.x_retain), self.generator).to(self.x_retain.device)
-        z_r = penultimate(self.model, self.x_retain[rows])
-        self.w_relabel = self.w0 + self.projector(z_r, self.wp - self.w0, eps)
+        z_r, y_r = penultimate(self.model, self.x_retain[rows]), self.y_retain[rows]
+        self.w_relabel, self.right32 = self.weights(z_r, y_r, eps)
         if not self.eps_used:
-            first = self.z_forget_p @ (self.w_relabel + self.wp) - self.pretrained   # drift term: 0 at step 0
-            self.diagnostics.update({
-                "proj_rows": int(z_r.shape[0]),
-                "rank_z_retain": int(torch.linalg.matrix_rank(z_r)),
-                "label_change_first": float((first.argmax(dim=1) != self.original_pred).double().mean())})
+            self.diagnose(z_r, y_r, eps)
         self.eps_used.append(eps)
+
+    def diagnose(self, z_r: torch.Tensor, y_r: torch.Tensor, eps: float) -> None:
+        """First-step diagnostics: the regime (M, N, rank), the labels changed, and how much of that
+        is round-off: the share of labels that flip when only Π_r's rows are reordered (a fixed
+        permutation; the matrix is mathematically the same), the share equal to the float64 stable
+        solve of the same expression, and the condition number of the matrix inverted."""
+        first = self.first_labels(self.w_relabel, self.right32)
+        perm = torch.randperm(len(z_r), generator=torch.Generator().manual_seed(0)).to(z_r.device)
+        stable = {"ridge": ridge_projector, "woodbury": released_projector}.get(self.rule)
+        permuted = self.first_labels(*self.weights(z_r[perm], y_r[perm], eps, projector=stable))
+        exact = self.first_labels(*self.weights(z_r, y_r, eps, exact=True, projector=stable))
+        share = lambda mask: float(mask.double().mean()) if len(mask) else 0.0
+        self.diagnostics.update({
+            "proj_rows": int(z_r.shape[0]),
+            "rank_z_retain": int(torch.linalg.matrix_rank(z_r)),
+            "label_change_first": share(first != self.original_pred),
+            "perm_flip_first": share(permuted != first),
+            "exact_share_first": share(exact == first),
+            "proj_cond": inverted_condition(z_r, eps, "woodbury" if self.rule == "woodbury" else "ridge"),
+            "precision": self.precision, "labels": "label_form" if self.rule == "label_form" else "label_free"})
 
     def targets(self, net: nn.Module, x_forget: torch.Tensor, fpos: torch.Tensor) -> torch.Tensor:
         """The training targets of these forget samples (positions ``fpos`` in D_f)."""
-        y_f = forget_outputs(net, x_forget, self.pretrained[fpos], self.w_relabel, self.wp)
+        if self.right32 is not None:   # the script: Z_u_wbias @ right_side - Z_u_p_wbias @ w_p, float32
+            y_f = penultimate(net, x_forget).float() @ self.right32 - self.pretrained32[fpos]
+        else:
+            y_f = forget_outputs(net, x_forget, self.pretrained[fpos], self.w_relabel, self.wp)
         self.changed += int((y_f.argmax(dim=1) != self.original_pred[fpos]).sum())
         self.relabelled += len(fpos)
-        return soft_targets(net, y_f) if self.soft else y_f.argmax(dim=1)
+        return soft_targets(net, y_f.double()) if self.soft else y_f.argmax(dim=1)
 
     def finish(self) -> dict:
         self.diagnostics.update({

@@ -1,64 +1,31 @@
-"""MUSO — exact unlearning by setting optimal labels (R. Yang, M. He, Z. He,
-Y. Qiu, X. Huang, "MUSO: Achieving Exact Machine Unlearning in
-Over-Parameterized Regimes", arXiv 2410.08557, 2024; code: github.com/Yruikk/MUSO).
-This is the paper's formula; ``muso_released`` is the authors' released
-network code (methods/muso_released.py says how the two differ).
+"""MUSO — exact unlearning by setting optimal labels (Yang et al., arXiv
+2410.08557; code github.com/Yruikk/MUSO).  The paper's formula;
+``muso_released`` is the authors' released network code.
 
-The theorem (linear model on fixed features ``Z``, more features than samples,
-squared loss, SGD to convergence from ``w₀``): fine-tuning the pretrained
-``w_p`` on retain ∪ forget with the forget labels replaced by ``ŷ_f = Z_f w_r``
-lands *exactly* on the retrained ``w_r``, and ``ŷ_f`` has a closed form that
-needs no retraining: label form ``Z_f w₀ + K_fr K_rr⁻¹(y_r − Z_r w₀)``,
-label-free form ``Z_f [w₀ + Π_r(w_p − w₀)]`` with ``Π_r = Z_rᵀ(Z_r Z_rᵀ)⁻¹Z_r``
-(:func:`optimal_labels`, :func:`optimal_labels_label_free`;
-``unlearnbench exactness`` checks it on real data).
+Theorem (linear model on fixed features Z, more features than samples,
+squared loss, SGD from w₀): fine-tuning w_p on D_r ∪ D_f with the forget
+labels ``ŷ_f = Z_f w_r`` lands exactly on the retrained w_r, and ŷ_f has a
+closed form without retraining — label form ``Z_f w₀ + K_fr K_rr⁻¹(y_r −
+Z_r w₀)``, label-free form ``Z_f[w₀ + Π_r(w_p − w₀)]`` with ``Π_r =
+Z_rᵀ(Z_r Z_rᵀ)⁻¹Z_r`` (:func:`optimal_labels`, :func:`optimal_labels_label_free`).
 
-Networks (this method): the head's inputs (penultimate features and a ones
-column for the bias) play ``Z`` and the head plays ``w``; ``w₀`` comes from
-θ₀, ``w_p`` from the original.  Before each epoch, ``Π_r = Zᵀ(ZZᵀ + εI)⁻¹Z``
-is built from the *current* network's eval-mode features of a uniform random
-``retain_subset`` share of D_r (Cholesky in float64), ε on a cosine ramp
-``eps_start`` (first epoch) → ``eps_end`` (last epoch).  On every mini-batch
-of D_r ∪ D_f (shuffled together), under ``no_grad`` in eval mode, each forget
-sample gets ``y_f = Z_f^cur[w₀ + Π_r(w_p − w₀)] + (Z_f^cur − Z_f^p)w_p`` — the
-linear formula plus a correction for the drift of the features away from the
-original's (``Z^p``; zero at the first step) — as a hard label (argmax) or,
-with ``soft_labels``, as the soft target whose loss minimiser is ``y_f``
-(under ``train.loss = "squared"``: ``y_f`` itself).  Retain samples keep
-their labels; the loss is the model's own training loss; the parameters
-``train.trainable`` allows are trained.
+Networks: the head's inputs (plus a ones column) play Z, the head plays w.
+Before each epoch Π_r = Zᵀ(ZZᵀ + εI)⁻¹Z is built in float64 from the current
+features of a random ``retain_subset`` of D_r, ε on a cosine ramp; on every
+batch of D_r ∪ D_f each forget sample gets ``Z_f^cur[w₀ + Π_r(w_p − w₀)] +
+(Z_f^cur − Z_f^p)w_p`` (the drift term), hard or soft.  With head-only
+training, squared loss, plain SGD, ε = 0, the full retain set and soft labels
+the first labels are the closed form (tests/test_muso.py).  Where M ≤ N the
+projector is the identity and the labels are the original's predictions;
+every record carries the regime (M, N, rank, labels changed, round-off).
 
-Exact where the theorem applies: with ``train.trainable = "head"`` (the
-network is a linear model on fixed random features), ``train.loss =
-"squared"``, SGD without weight decay, ``retain_subset = 1``, ε = 0 and soft
-labels, the labels of the first step are the closed-form ``Z_f w_r``
-(tests/test_muso.py checks it to 1e-6), and SGD from there converges to the
-retrained head.
-
-The regime decides what the formula can do.  If the head sees fewer inputs
-than Π_r has rows (``M ≤ N``) and Z_r has full column rank, Π_r is the
-projector onto all of R^M, so ``w₀ + Π_r(w_p − w₀) = w_p`` and the forget
-labels are the original's own predictions: MUSO is fine-tuning on
-self-labels, and only a large ε (which shrinks Π_r towards 0, pulling the
-labels towards w₀'s outputs) makes it forget.  The default digits MLP is
-there (a 128-wide head: M = 129 against N ≈ 120-220 retain rows), and so is
-the paper's ResNet-18 (M = 513 against 10k-20k rows).  Every run records
-the regime in its ``diagnostics`` (M, N, the rank of Z_r, the share of
-forget labels that differ from the original's predictions, the ε used; see
-methods/_muso.py:unlearn).
-
-Defaults (registered): the released random-subset script's settings,
-github.com/Yruikk/MUSO NN/random_subset/MUSO.py (``get_args``, commit
-8c113dd): Adam, lr 3e-5, constant, 2 epochs, weight decay 0, batch 128,
-subset 20%, ε from 1e-6 (``--epsilon_rs``) to 1e-2 on a cosine ramp, hard
-labels.  Class forgetting: AdamW, lr 2.8e-4, cosine, 5 epochs — the
-full-class / sub-class setting recorded in the project's MUSO note
-(shared/notes/muso.md); the released NN/full_and_sub_class/MUSO.py has
-other argparse defaults (SGD, lr 5.55e-5, cosine, 10 epochs, ε fixed at
-1e-6), which ``muso_released`` uses.  Tuned presets (configs/tuned/) override
-these in the benchmark.  Unlike the released code, Π_r is the projector
-written above, our Retrain shares θ₀, and w₀ / w_p are θ₀'s and the
-original's heads.
+Defaults (registered): the released scripts' argparse settings (Yruikk/MUSO
+8c113dd): random subset (NN/random_subset/MUSO.py) Adam lr 3e-5, constant,
+2 epochs; class and sub-class (NN/full_and_sub_class/MUSO.py) AdamW lr
+2.8e-4, cosine, 5 epochs; weight decay 0, batch 128, subset 20%, ε 1e-6 →
+1e-2 on a cosine ramp, hard labels.  ``labels = "label_form"`` relabels by
+the label form instead (registered as ``muso_label_form``).  Derivations,
+the regime and measurements: docs/muso.md.
 """
 from __future__ import annotations
 
@@ -115,17 +82,20 @@ class Hyper:
     eps_start: float = bounded(1e-6, low=0)                 # ridge of Π_r in the first epoch ...
     eps_end: float = bounded(1e-2, low=0)                   # ... and in the last (cosine ramp)
     soft_labels: bool = False                               # soft targets instead of argmax labels
+    labels: str = bounded("label_free", choices=("label_free", "label_form"))   # which closed form relabels D_f
 
 
 @register_method("muso", hyper=Hyper,
-                 scenario_defaults={"class": {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}},
+                 scenario_defaults={kind: {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}
+                                    for kind in ("class", "subclass")},
                  search_space={"lr": LogUniform(1e-5, 1e-3),
                                "epochs": IntRange(2, 8),
                                "eps_end": LogUniform(1e-2, 3e3)},
-                 defaults_source="MUSO code, NN/random_subset/MUSO.py get_args (8c113dd); class: shared/notes/muso.md")
+                 defaults_source="MUSO code, NN/random_subset/MUSO.py get_args (8c113dd); class: "
+                                 "NN/full_and_sub_class/MUSO.py get_args (8c113dd)")
 def muso(ctx: Context, hp: Hyper):
     """MUSO (the paper's formula): fine-tune on D_r ∪ D_f with optimal forget labels, relabelled every batch."""
     relabeller = Relabeller(ctx, projector=ridge_projector, epsilons=ramp(hp.epochs, hp.eps_start, hp.eps_end),
                             rows=lambda n, generator: sample_subset(n, hp.retain_subset, generator),
-                            soft=hp.soft_labels)
+                            soft=hp.soft_labels, rule="ridge" if hp.labels == "label_free" else "label_form")
     return unlearn(ctx, hp, relabeller)

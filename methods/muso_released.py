@@ -1,61 +1,36 @@
-"""MUSO as the authors' released network code does it: github.com/Yruikk/MUSO,
-NN/random_subset/MUSO.py (random-subset forgetting; ``get_args``,
-``get_right_side``, ``train_yrk`` and the epoch loop of ``__main__``, commit
-8c113dd) and NN/full_and_sub_class/MUSO.py (full-class / sub-class
-forgetting, commit 172809c).  ``muso`` is the paper's formula; both run the
-same relabelling routine (methods/_muso.py), parametrised by the projector
-rule, the ε of each epoch and the rows Π_r is built from.
+"""MUSO as the authors' released network code runs it (github.com/Yruikk/MUSO,
+commit 8c113dd = HEAD): NN/random_subset/MUSO.py for random forgetting and
+NN/full_and_sub_class/MUSO.py for class and sub-class forgetting.  ``muso``
+is the paper's formula; both share methods/_muso.py.  docs/muso.md gives the
+derivations and the measurements behind what follows.
 
-What the released code does, and so does this method by default:
+- Projector (``get_right_side``, random_subset lines 192-200, full_and_sub_class
+  lines 223-233): ``Zᵀ·inv(εI_N)…`` — the Woodbury chain that equals
+  ``Zᵀ(εI + εZZᵀ)⁻¹Z`` = ``(1/ε)Zᵀ(I + ZZᵀ)⁻¹Z``, not the paper's
+  ``Zᵀ(ZZᵀ + εI)⁻¹Z`` (``projector = "ridge"`` gives the latter).
+- ``precision = "released"`` (default): that chain in float32 with explicit
+  inverses, in the script's order of operations, and the forget outputs
+  ``Z_u @ right_side − Z_u_p @ w_p`` in float32 (lines 110-119).  At ε = 1e-6
+  the chain cancels catastrophically in float32, so its labels are largely
+  round-off: the record's ``perm_flip_first`` (labels that flip when only
+  Π_r's rows are reordered) and ``exact_share_first`` say how much.
+  ``"exact"``: the same expression solved stably in float64.
+- ε: the cosine ramp 1e-6 → 1e-2, shifted one epoch (Π_r for epoch e is built
+  at the end of epoch e−1; random_subset lines 272-290, full_and_sub_class
+  lines 310-315), in both scripts.
+- Rows of Π_r: D_r in order, batches of 128, a random ``int(0.2·|D_r|)`` kept
+  whenever more than twice that are held (``_muso.released_subset``).
+- Optimiser (argparse defaults): random subset Adam lr 3e-5, constant, 2
+  epochs; class and sub-class AdamW lr 2.8e-4, cosine, 5 epochs; weight decay
+  0, batch 128, hard labels, drift term as the paper.
 
-- Projector (random subset, ``get_right_side``): the matrix inverse is
-  rewritten with the Woodbury identity from ``εI_N`` and ``εI_D``, which
-  computes ``Zᵀ(εI + εZZᵀ)⁻¹Z`` — not the paper's ``Zᵀ(ZZᵀ + εI)⁻¹Z``.  It
-  equals ``(1/ε)·Zᵀ(I + ZZᵀ)⁻¹Z``: the ridge is fixed at 1 and
-  ``Zᵀ(I + ZZᵀ)⁻¹Z(w_p − w₀)`` is scaled by 1/ε (10⁶ at ε = 10⁻⁶), so it
-  dominates the relabelling weights ``w₀ + Π_r(w_p − w₀)``; with M ≤ N and
-  a well-spread spectrum ``Zᵀ(I + ZZᵀ)⁻¹Z ≈ I`` and the argmax labels are
-  nearly those of ``Z_f(w_p − w₀)``.
-  ``projector = "woodbury"``.  The class script (``get_right_side`` of
-  full_and_sub_class) uses the paper's ``Zᵀ(ZZᵀ + εI)⁻¹Z``:
-  ``projector = "ridge"`` there.
-- ε schedule (random subset): ``rs = ε₀ + (1e-2 − ε₀)(1 − cos(linspace(0, π,
-  E)))/2`` with ε₀ = ``--epsilon_rs`` = 1e-6, but Π_r is built once before
-  the loop (with ε₀) and then at the *end* of each epoch e with ``rs[e]``, for
-  use in epoch e+1: epoch e uses ``rs[e−1]`` (epoch 0: ε₀), and ``rs[E−1]``
-  is never used.  With the default 2 epochs both epochs use 1e-6.  The class
-  script never changes ε (1e-6 throughout: ``eps_end = eps_start`` there).
-- Rows of Π_r: the retain set in order (no shuffling, no augmentation), in
-  batches of ``batch_size``; whenever more than ``2k`` rows are held
-  (``k = int(0.2·|D_r|)``) a random ``k`` are kept — so N ends between k and
-  2k and later batches are over-represented (``_muso.released_subset``).
-- Labels: hard (argmax of ``y_f``); the drift term
-  ``(Z_f^cur − Z_f^p)w_p`` as in the paper.
-- Optimiser: random subset Adam, lr 3e-5, constant, 2 epochs, weight decay
-  0, batch 128; class: SGD (momentum 0.9), lr 5.55e-5, cosine, 10 epochs,
-  weight decay 0, batch 128 (argparse defaults of each script).
-
-Where it departs from the released code (on purpose):
-
-- w₀ and w_p are the heads of θ₀ and of the original model from the
-  context.  The released random-subset script loads them from fixed
-  CIFAR-100 checkpoint paths (``./ckpt/ResNet18/Vanilla/…cifar100…/model-init.pth``
-  and ``model-last.pth``) whatever the dataset; that is not replicated.
-- The projector expression is evaluated in float64 by a Cholesky solve (as
-  ``(1/ε)·Zᵀ(I + ZZᵀ)⁻¹Z``), not by the script's chain of explicit float32
-  inverses; the value is the same matrix.
-- The loss is the model's own training loss (cross-entropy, as the script's
-  ``nn.CrossEntropyLoss``, unless ``train.loss = "squared"``); only the
-  parameters ``train.trainable`` allows are trained.
-- The script also builds a Π_r after the last epoch, which nothing uses; we
-  do not.
-
-How it differs from ``muso`` (the paper's formula, registered defaults):
-the projector rule (woodbury vs. ridge), the one-epoch shift of the ε
-schedule, the rows of Π_r (running subsample vs. a uniform 20%), always hard
-labels, and the class-forgetting optimiser (SGD 5.55e-5 × 10 epochs vs.
-AdamW 2.8e-4 × 5 epochs).  Its regime diagnostics are recorded like
-``muso``'s (methods/_muso.py:unlearn).
+HEAD's full_and_sub_class/MUSO.py cannot run as published: its ``__main__``
+calls ``seed_torch(args.seed)`` (line 240), which neither it nor its utils
+define (nor does ``get_args`` define ``--seed``).  Commit 172809c's class
+script (ridge projector, ε fixed at 1e-6, SGD lr 5.55e-5 × 10 epochs) is
+superseded.  Deliberate differences: w₀ and w_p are θ₀'s and the original's
+heads (the script loads fixed CIFAR-100 checkpoints); the loss is the model's
+own training loss; the unused Π_r after the last epoch is not built.
 """
 from __future__ import annotations
 
@@ -79,20 +54,21 @@ class Hyper:
     eps_start: float = bounded(1e-6, above=0)                        # --epsilon_rs
     eps_end: float = bounded(1e-2, above=0)                          # the ramp's end, fixed at 1e-2 in the script
     projector: str = bounded("woodbury", choices=tuple(PROJECTORS))  # woodbury: Zᵀ(εI+εZZᵀ)⁻¹Z; ridge: Zᵀ(ZZᵀ+εI)⁻¹Z
+    precision: str = bounded("released", choices=("released", "exact"))   # float32 inverse chain | float64 solve
 
 
 @register_method("muso_released", hyper=Hyper,
-                 scenario_defaults={"class": {"optimizer": "sgd", "lr": 5.55e-5, "schedule": "cosine", "epochs": 10,
-                                              "eps_end": 1e-6, "projector": "ridge"}},
+                 scenario_defaults={kind: {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}
+                                    for kind in ("class", "subclass")},
                  search_space={"lr": LogUniform(1e-5, 1e-3),
                                "epochs": IntRange(2, 10),
                                "eps_end": LogUniform(1e-6, 3e3)},
-                 defaults_source="MUSO code, argparse defaults of NN/random_subset/MUSO.py and "
+                 defaults_source="MUSO code (8c113dd), argparse defaults of NN/random_subset/MUSO.py and "
                                  "NN/full_and_sub_class/MUSO.py")
 def muso_released(ctx: Context, hp: Hyper):
     """MUSO as released (github.com/Yruikk/MUSO): its projector expression, shifted ε schedule, rows and optimiser."""
     relabeller = Relabeller(ctx, projector=PROJECTORS[hp.projector],
                             epsilons=shifted_ramp(hp.epochs, hp.eps_start, hp.eps_end),
                             rows=lambda n, generator: released_subset(n, hp.retain_subset, hp.batch_size, generator),
-                            soft=False)
+                            soft=False, rule=hp.projector, precision=hp.precision)
     return unlearn(ctx, hp, relabeller, momentum=0.9 if hp.optimizer == "sgd" else None)

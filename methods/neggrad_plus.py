@@ -8,7 +8,7 @@ Reference code: github.com/meghdadk/SCRUB, ``train_negrad`` of
 One loss per step, on a retain batch and a forget batch drawn alongside it
 (the forget set is cycled):
 
-    L = β · L(D_r batch) − (1 − β) · L(D_f batch)
+    L = β · [L(D_r batch) + (wd/2)·‖θ − θ_start‖²] − (1 − β) · L(D_f batch)
 
 with L the model's own training loss (cross-entropy for networks, as the
 reference); β is the reference's ``alpha``.  β = 1 is plain fine-tuning;
@@ -25,10 +25,12 @@ at lr 0.01 (``ng_alpha``, ``ng_epochs``, ``ng_lr``; lr and epochs are also
 hold for every model and scenario; the benchmark's tuned presets
 (configs/tuned/) override them.
 
-Deviations: the batch size of both streams is the original's (the notebook
-draws retain batches of its training batch size, 128, and forget batches of
-64); the small-scale notebook's variant of the loop also adds β·(wd/2)·‖θ −
-θ_start‖² to the loss, which ``train_negrad`` (and this method) does not.
+The retain term carries the notebook's proximal penalty: ``run_neggrad_epoch``
+adds β·(wd/2)·‖θ − θ_start‖² (its ``l2_penalty``, θ_start the model before
+unlearning) with ``--weight-decay 0.1``; ``prox_weight`` is that wd.
+
+Remaining difference: the batch size of both streams is the original's (the
+notebook draws retain batches of 128 and forget batches of 64).
 
 `unlearnbench tune neggrad_plus` searches β uniform in [0.85, 0.99] and lr
 log-uniform in [0.003, 0.3].
@@ -47,13 +49,24 @@ class Hyper:
     lr: float = bounded(0.01, above=0)
     beta: float = bounded(0.95, low=0, high=1)   # weight of the retain loss; 1 − β weighs the (negated) forget loss
     grad_clip: float = bounded(0.0, low=0)       # > 0: clip the gradient's global L2 norm (not in the reference)
+    prox_weight: float = bounded(0.1, low=0)     # wd of the notebook's β·(wd/2)·‖θ − θ_start‖² (--weight-decay 0.1)
 
 
-def neggrad_plus_loss(beta: float):
-    """β · L(retain batch) − (1 − β) · L(forget batch), L the model's own loss."""
+def proximal(model, start: list, weight: float):
+    """(wd/2)·‖θ − θ_start‖² over the trainable parameters (the notebook's ``l2_penalty``)."""
+    if weight == 0:
+        return 0.0
+    sq = sum(((p - p0) ** 2).sum() for p, p0 in zip(model.parameters(), start) if p.requires_grad)
+    return (weight / 2.0) * sq
+
+
+def neggrad_plus_loss(beta: float, start: list | None = None, prox_weight: float = 0.0):
+    """β · [L(retain batch) + (wd/2)‖θ − θ_start‖²] − (1 − β) · L(forget batch), L the model's own loss."""
     def loss(model, retain_batch, forget_batch):
         fit_loss = model_loss(model)
         retain = fit_loss(model(retain_batch[0]), retain_batch[1])
+        if start is not None:
+            retain = retain + proximal(model, start, prox_weight)
         forget = fit_loss(model(forget_batch[0]), forget_batch[1])
         return beta * retain - (1.0 - beta) * forget
     return loss
@@ -69,5 +82,6 @@ def neggrad_plus(ctx: Context, hp: Hyper):
     cfg = ctx.train_config.replace(epochs=hp.epochs, lr=hp.lr, optimizer="sgd", momentum=0.0, weight_decay=0.0,
                                    schedule="constant", warmup_epochs=0, grad_clip=hp.grad_clip)
     # no data augmentation: the notebooks build their loaders with augment=False
-    fit(ctx.model, neggrad_plus_loss(hp.beta), ctx.retain.tensors, cfg, ctx.generator, extra=ctx.forget.tensors)
+    start = [p.detach().clone() for p in ctx.model.parameters()]
+    fit(ctx.model, neggrad_plus_loss(hp.beta, start, hp.prox_weight), ctx.retain.tensors, cfg, ctx.generator, extra=ctx.forget.tensors)
     return ctx.model

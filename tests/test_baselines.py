@@ -99,7 +99,8 @@ REFERENCE_DEFAULTS = {
     # Unlearn-Sparse README l1-sparse command, arg_parser.py --no-l1-epochs; γ the top of the paper's range
     "l1_sparse": ({"epochs": 10, "lr": 0.01, "l1": 5e-4, "no_l1_epochs": 0}, "l1-sparse command"),
     # SCRUB small_scale_unlearning.ipynb: ng_alpha 0.95, ng_epochs 10, ng_lr 0.01; no clipping
-    "neggrad_plus": ({"epochs": 10, "lr": 0.01, "beta": 0.95, "grad_clip": 0.0}, "small_scale_unlearning.ipynb"),
+    "neggrad_plus": ({"epochs": 10, "lr": 0.01, "beta": 0.95, "grad_clip": 0.0, "prox_weight": 0.1},
+                     "small_scale_unlearning.ipynb"),
     # Bad Teacher CIFARSuper20_Rocket_Unlearn.ipynb: Adam lr 1e-4, 1 epoch, τ 1, batch 256, 30% of D_r
     "bad_teacher": ({"epochs": 1, "lr": 1e-4, "temperature": 1.0, "retain_share": 0.3, "batch_size": 256},
                     "CIFARSuper20_Rocket_Unlearn.ipynb"),
@@ -384,11 +385,26 @@ def test_neggrad_plus_with_beta_1_is_plain_sgd_fine_tuning(tiny):
     tuned = copy.deepcopy(ctx.model)
     fit(tuned, supervised_loss, ctx.retain.tensors, TRAIN.replace(epochs=3, lr=0.05, **PLAIN_SGD),
         torch.Generator().manual_seed(0))
-    neg = run("neggrad_plus", ctx, epochs=3, lr=0.05, beta=1.0)
+    neg = run("neggrad_plus", ctx, epochs=3, lr=0.05, beta=1.0, prox_weight=0.0)
     for (name, a), b in zip(tuned.named_parameters(), neg.parameters()):
         assert torch.equal(a, b), name
     ascent = run("neggrad_plus", make_context(tiny, "random"), epochs=3, lr=0.05, beta=0.5)
     assert not torch.equal(ascent.head.weight, tuned.head.weight)
+
+
+def test_neggrad_plus_loss_has_the_notebooks_proximal_term(tiny):
+    """run_neggrad_epoch: β·(CE_r + (wd/2)·‖θ − θ_start‖²) − (1 − β)·CE_f, wd = 0.1 by default."""
+    ctx = make_context(tiny, "random")
+    model = ctx.model
+    start = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    r, f = (ctx.retain.x[:32], ctx.retain.y[:32]), (ctx.forget.x[:16], ctx.forget.y[:16])
+    sq = sum(((p - p0) ** 2).sum() for p, p0 in zip(model.parameters(), start))
+    expected = 0.95 * (F.cross_entropy(model(r[0]), r[1]) + 0.05 * sq) - 0.05 * F.cross_entropy(model(f[0]), f[1])
+    got = NG.neggrad_plus_loss(0.95, start, get_method("neggrad_plus").defaults("random")["prox_weight"])(model, r, f)
+    assert float(sq.detach()) > 0 and torch.allclose(got, expected, rtol=1e-6)
 
 
 def test_neggrad_plus_trains_with_the_references_plain_sgd_whatever_the_originals_optimiser(tiny, monkeypatch):
@@ -501,10 +517,37 @@ def test_ssd_dampens_exactly_the_selected_parameters_by_the_stated_factor(tiny):
 def test_ssd_importance_is_the_squared_gradient_averaged_over_batches(tiny):
     ctx = make_context(tiny)
     model = ctx.model
-    imp = SSD.importance(model, ctx.forget.x, ctx.forget.y, len(ctx.forget), torch.Generator().manual_seed(0))
+    imp = SSD.importance(model, ctx.forget.x, ctx.forget.y, len(ctx.forget))
     grads = torch.autograd.grad(F.cross_entropy(model(ctx.forget.x), ctx.forget.y), list(model.parameters()))
     for (name, _), g in zip(model.named_parameters(), grads):
         assert torch.allclose(imp[name], g ** 2, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("scenario", ["class", "random"])
+def test_ssd_batches_follow_the_references_unshuffled_loaders(tiny, scenario, monkeypatch):
+    """forget_full_class_main.py: D_r class-sorted (dataset order within a class), then D_f, batch 64;
+    forget_random_main.py: both parts in a random_split order, batch 128; never reshuffled."""
+    ctx = make_context(tiny, scenario)
+    calls = []
+
+    def spy(model, x, y, batch_size):
+        calls.append((x, y, batch_size))
+        return {n: torch.ones_like(p) for n, p in model.named_parameters()}
+
+    monkeypatch.setattr(SSD, "importance", spy)
+    run("ssd", ctx)
+    (xf, yf, bf), (xa, ya, ba) = calls
+    assert bf == ba == (64 if scenario == "class" else 128)
+    n_r = len(ctx.retain)
+    assert torch.equal(xa[n_r:], xf) and torch.equal(ya[n_r:], yf)
+    if scenario == "class":
+        assert torch.equal(xf, ctx.forget.x)
+        order = torch.sort(ctx.retain.y, stable=True).indices
+        assert torch.equal(xa[:n_r], ctx.retain.x[order]) and bool((ya[:n_r].diff() >= 0).all())
+    else:
+        assert not torch.equal(xa[:n_r], ctx.retain.x)           # a random order, not the dataset's
+        assert sorted(ya[:n_r].tolist()) == sorted(ctx.retain.y.tolist())
+        assert sorted(yf.tolist()) == sorted(ctx.forget.y.tolist())
 
 
 def test_ssd_forgets_a_class_without_training(tiny):

@@ -209,15 +209,20 @@ def test_muso_released_runs_in_both_scenarios(digits_grid):
     from unlearnbench.harness.protocol.config import Grid, expand
 
     _, _, harness = digits_grid
-    for scenario, epochs, eps in (("random", 2, [1e-6, 1e-6]), ("class", 10, [1e-6] * 10)):
+    ramp5 = cosine_ramp(5, 1e-6, 1e-2)
+    for scenario, epochs, eps in (("random", 2, [1e-6, 1e-6]), ("class", 5, ramp5[:1] + ramp5[:4])):
         spec = next(s for s in expand(Grid(seeds=[0], scenarios=[scenario], ratios=[0.1],
                                            methods=["muso_released"], tuned=False)))
         record = harness.run(spec)
         assert record["status"] == "ok", record["message"]
         check_regime_diagnostics(record, epochs)
-        assert record["diagnostics"]["eps"] == eps
+        assert record["diagnostics"]["eps"] == pytest.approx(eps, rel=1e-12)
+        assert record["diagnostics"]["precision"] == "released"
     info = get_method("muso_released")
-    assert (info.defaults("random")["projector"], info.defaults("class")["projector"]) == ("woodbury", "ridge")
+    # HEAD (8c113dd) of both scripts: the Woodbury projector; class and sub-class AdamW 2.8e-4, cosine, 5 epochs
+    assert info.defaults("random")["projector"] == info.defaults("class")["projector"] == "woodbury"
+    assert {k: info.defaults("subclass")[k] for k in ("optimizer", "lr", "schedule", "epochs")} == {
+        "optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}
 
 
 # ---- the network code path where the theorem applies ------------------------------
@@ -344,13 +349,18 @@ def test_pi_r_is_rebuilt_once_per_epoch_with_the_scheduled_eps(head_only, monkey
 
     if method == "muso":
         monkeypatch.setattr(muso_module, "ridge_projector", spy(_muso.ridge_projector))
-    else:
-        monkeypatch.setitem(released_module.PROJECTORS, "woodbury", spy(_muso.released_projector))
+    else:   # the float32 chain; the first build runs twice, the second on permuted rows (the round-off diagnostic)
+        real = _muso.released_right_side
+        monkeypatch.setattr(_muso, "released_right_side",
+                            lambda z, w0, wp, eps: built.append((len(z), eps)) or real(z, w0, wp, eps))
     ramp = cosine_ramp(4, 1e-6, 1e-2)
     expected = ramp if method == "muso" else [ramp[0]] + ramp[:3]
     info = get_method(method)
     ctx = context(head_only, head_only["original"])
     info.fn(ctx, info.resolve({"epochs": 4, "batch_size": 8, "eps_start": 1e-6, "eps_end": 1e-2, "lr": 1e-3}))
+    if method == "muso_released":
+        assert built[0] == built[1]
+        built = built[1:]
     assert [eps for _, eps in built] == pytest.approx(expected, rel=1e-12)
     assert ctx.diagnostics["eps"] == pytest.approx(expected, rel=1e-12) and ctx.diagnostics["rebuilds"] == 4
     assert expected[-1] < 1e-2 if method == "muso_released" else expected[-1] == pytest.approx(1e-2)
@@ -417,3 +427,93 @@ def test_bridge_muso_lands_on_the_retrained_head(head_only):
     assert ratio >= 100
     frozen = [n for n, _ in unlearned.named_parameters() if not n.startswith("head.")]
     assert frozen and all(torch.equal(dict(unlearned.named_parameters())[n], p["theta0"][n]) for n in frozen)
+
+
+def script_right_side(z, w_0, w_p, epsilon_rs):
+    """NN/random_subset/MUSO.py get_right_side (8c113dd, lines 190-200), transcribed: float32 throughout."""
+    eI_N = epsilon_rs * torch.eye(z.shape[0])
+    eI_D = epsilon_rs * torch.eye(z.shape[1])
+    fast_inv = torch.linalg.inv(eI_N) - torch.linalg.inv(eI_N) @ z @ torch.linalg.inv(
+        torch.linalg.inv(eI_D) + torch.t(z) @ torch.linalg.inv(eI_N) @ z) @ torch.t(z) @ torch.linalg.inv(eI_N)
+    Pi_r = torch.t(z) @ fast_inv @ z
+    return Pi_r @ (w_p - w_0) + w_0 + w_p
+
+
+def test_released_precision_is_the_scripts_float32_chain_bit_for_bit():
+    g = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.rand(40, 24, generator=g) * 3, torch.ones(40, 1)], dim=1)   # relu-like features + bias
+    w0, wp = torch.randn(25, 10, generator=g) * 0.1, torch.randn(25, 10, generator=g)
+    for eps in (1e-6, 1e-3, 1e-2):
+        ours = _muso.released_right_side(z.double(), w0.double(), wp.double(), eps)
+        assert ours.dtype == torch.float32 and torch.equal(ours, script_right_side(z, w0, wp, eps))
+        exact = w0.double() + _muso.released_projector(z.double(), (wp - w0).double(), eps) + wp.double()
+        woodbury64 = torch.linalg.inv(eps * torch.eye(40, dtype=torch.float64) + eps * z.double() @ z.double().T)
+        assert torch.allclose(exact, z.double().T @ woodbury64 @ z.double() @ (wp - w0).double() + w0 + wp,
+                              rtol=1e-9, atol=1e-9 * float(exact.abs().max()))
+
+
+@pytest.fixture(scope="module")
+def ce_mlp():
+    """A cross-entropy MLP on 300 digits (32 wide: M = 33 < N): the regime of the benchmark's tables."""
+    ds = load_dataset("digits")
+    spec = InputSpec.of(ds)
+    x, y = ds.x_train[:300], ds.y_train[:300]
+    torch.manual_seed(0)
+    init = build_model("mlp", spec, {"hidden": [32]})
+    theta0 = copy.deepcopy(init.state_dict())
+    original = copy.deepcopy(init)
+    fit(original, supervised_loss, (x, y), TrainConfig(epochs=30, lr=0.05), torch.Generator().manual_seed(0))
+    forget = y == 0
+    return dict(x=x, y=y, init=init, theta0=theta0, original=original.requires_grad_(False), forget=forget)
+
+
+def ce_context(p, seed=0):
+    f = p["forget"]
+    return Context(model=copy.deepcopy(p["original"]).requires_grad_(True), original=p["original"],
+                   retain=Split(p["x"][~f], p["y"][~f]), forget=Split(p["x"][f], p["y"][f]),
+                   val=Split(p["x"][:0], p["y"][:0]), theta0=p["theta0"], make_model=lambda: copy.deepcopy(p["init"]),
+                   train_config=TrainConfig(epochs=1), num_classes=10, device=torch.device("cpu"),
+                   generator=torch.Generator().manual_seed(seed), scenario="class", forget_class=0)
+
+
+@pytest.mark.parametrize("method", ["muso", "muso_released", "muso_released_exact", "muso_label_form"])
+def test_every_muso_variant_records_its_round_off_diagnostics(ce_mlp, method):
+    info = get_method(method)
+    ctx = ce_context(ce_mlp)
+    info.fn(ctx, info.resolve({"epochs": 1}, "class"))
+    d = ctx.diagnostics
+    assert {"perm_flip_first", "exact_share_first", "proj_cond", "label_change_first"} <= set(d)
+    assert d["proj_cond"] >= 1 and 0 <= d["perm_flip_first"] <= 1
+    if method != "muso_released":          # float64 stable solves: no round-off to speak of
+        assert d["perm_flip_first"] == 0 and d["exact_share_first"] == 1
+    if method in ("muso", "muso_released_exact"):
+        assert d["label_change_first"] == 0    # M < N: the label-free form keeps the original's predictions
+    if method == "muso_label_form":
+        assert d["label_change_first"] > 0.5   # the label form relabels the forgotten class
+
+
+def test_label_form_equals_label_free_where_the_original_interpolates(head_only, monkeypatch):
+    """Head-only, squared loss, the original at the interpolating SGD limit: both forms give Z_f w_r."""
+    captured = []
+    real = _muso.Relabeller.targets
+    monkeypatch.setattr(_muso.Relabeller, "targets",
+                        lambda self, net, xf, fpos: captured.append((fpos.clone(), real(self, net, xf, fpos))) or captured[-1][1])
+    p = head_only
+    for labels in ("label_free", "label_form"):
+        info = get_method("muso")
+        info.fn(context(p, p["original"]), info.resolve({**EXACT, "epochs": 1, "lr": p["lr"], "labels": labels}))
+    (pos_a, a), (pos_b, b) = captured[0], next(c for c in captured[1:] if len(c[0]))
+    z_r, z_f = p["z"][:N_RETAIN], p["z"][N_RETAIN:]
+    y_r = nn.functional.one_hot(p["y"][:N_RETAIN], 10).double()
+    expected = optimal_labels(z_f, z_r, y_r, p["w0"])
+    assert torch.allclose(a.double(), expected[pos_a], atol=1e-6) and torch.allclose(b.double(), expected[pos_b], atol=1e-6)
+
+
+def test_label_form_differs_from_label_free_under_cross_entropy(ce_mlp):
+    first = {}
+    for method in ("muso", "muso_label_form"):
+        info = get_method(method)
+        ctx = ce_context(ce_mlp)
+        info.fn(ctx, info.resolve({"epochs": 1}, "class"))
+        first[method] = ctx.diagnostics["label_change_first"]
+    assert first["muso"] == 0 < first["muso_label_form"]

@@ -267,3 +267,27 @@ def retrain_noise_floor(params: list[dict[str, torch.Tensor]], forget_probs: lis
 def floor_ratio(distance: float, floor: float) -> float | None:
     """``distance`` in units of the retrain noise floor (None without a floor)."""
     return distance / floor if floor and floor > 0 else None
+
+
+# ---- run flags: a no-op or a collapsed run keeps its numbers but is named on the board -----------
+NOOP_REL_DIST = 1e-6      # relative parameter distance to the Original below which a run changed nothing
+COLLAPSE_SHARE = 0.5      # collapsed: retain accuracy below chance + this share of (Retrain's − chance)
+
+
+def collapse_bound(retrain_retain_acc: float, num_classes: int) -> float:
+    """Retain accuracy (%) under which a run has collapsed: halfway between
+    chance (100/K) and Retrain's retain accuracy."""
+    chance = 100.0 / num_classes
+    return chance + COLLAPSE_SHARE * (retrain_retain_acc - chance)
+
+
+def run_flags(params: dict, original_params: dict, preds: dict, original_preds: dict,
+              retain_acc: float, retrain_retain_acc: float, num_classes: int) -> dict:
+    """``noop``: the run left the Original unchanged (relative parameter
+    distance below NOOP_REL_DIST, or the same predictions on D_f and the test
+    set); ``collapsed``: retain accuracy below :func:`collapse_bound`."""
+    _, rel = param_distance(params, original_params)
+    same = all(np.array_equal(preds[s], original_preds[s]) for s in ("forget", "test"))
+    bound = collapse_bound(retrain_retain_acc, num_classes)
+    return {"noop": bool(rel < NOOP_REL_DIST or same), "collapsed": bool(retain_acc < bound),
+            "param_dist_original_rel": rel, "same_predictions": bool(same), "collapse_bound": bound}

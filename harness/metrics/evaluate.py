@@ -92,6 +92,16 @@ class RetrainReference:
     metrics: dict[str, float]
     params: dict[str, torch.Tensor]
     floor: dict | None = None      # the retrain noise floor (harness/metrics/floor.py), when measured
+    original: Outputs | None = None                       # the Original's outputs and parameters: the no-op flag
+    original_params: dict[str, torch.Tensor] | None = None
+
+
+def flags(out: Outputs, own: dict[str, float], params: dict[str, torch.Tensor], ref: RetrainReference) -> dict:
+    """The run's no-op and collapse flags (definitions.run_flags)."""
+    preds = {s: out.probs[s].argmax(1) for s in ("forget", "test")}
+    original = {s: ref.original.probs[s].argmax(1) for s in ("forget", "test")}
+    return M.run_flags(params, ref.original_params, preds, original, own["retain_acc"],
+                       ref.metrics["retain_acc"], out.probs["test"].shape[1])
 
 
 def compare_metrics(out: Outputs, own: dict[str, float], params: dict[str, torch.Tensor],

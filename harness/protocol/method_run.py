@@ -16,7 +16,8 @@ from unlearnbench.methods import Context, Diverged, Split, WriteError, get_metho
 
 from .augment import get_augmentation
 from ..errors import InvalidResult, UsageError
-from ..metrics.evaluate import EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, parameters_of, standalone_metrics
+from ..metrics.evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, flags, parameters_of,
+                                standalone_metrics)
 from ..metrics.floor import floor_ratio_of
 from .guard import method_guard
 from ..metrics.definitions import param_distance
@@ -120,13 +121,22 @@ def outputs(model, split: dict[str, Split]) -> Outputs:
 
 
 def evaluate(spec: RunSpec, model, ref: RetrainReference, split: dict[str, Split], test_forget_mask) -> dict:
-    """Every metric of one run: the model's outputs on the evaluation
-    splits are computed once and shared by all metrics."""
+    """Every metric of one run."""
+    return evaluate_run(spec, model, ref, split, test_forget_mask)[0]
+
+
+def evaluate_run(spec: RunSpec, model, ref: RetrainReference, split: dict[str, Split],
+                 test_forget_mask) -> tuple[dict, dict]:
+    """(metrics, flags) of one run: the model's outputs on the evaluation
+    splits are computed once and shared by all metrics and by the no-op and
+    collapse flags (none for the reference rows)."""
     out = outputs(model, split)
     own = standalone_metrics(out, test_forget_mask=test_forget_mask)
-    metrics = {**own, **compare_metrics(out, own, parameters_of(model), ref)}
+    params = parameters_of(model)
+    metrics = {**own, **compare_metrics(out, own, params, ref)}
     metrics["param_dist_floor_ratio"] = floor_ratio_of(get_method(spec.method), metrics["param_dist"], ref.floor)
-    return metrics
+    reference_row = spec.method in ("original", "retrain") or ref.original is None
+    return metrics, ({} if reference_row else flags(out, own, params, ref))
 
 
 def new_record(spec: RunSpec, env: dict) -> dict:

@@ -123,7 +123,8 @@ class Harness:
         if self._group.get("key") != (refs.retrain_key, spec.floor_retrains):
             out = self.outputs(spec, refs.retrain)
             ref = RetrainReference(out, standalone_metrics(out, test_forget_mask=self.test_forget_mask(spec)),
-                                   parameters_of(refs.retrain))
+                                   parameters_of(refs.retrain), original=self.outputs(spec, refs.original),
+                                   original_params=parameters_of(refs.original))
             ref.floor = noise_floor(self, spec, ref)
             self._group = {"key": (refs.retrain_key, spec.floor_retrains), "ref": ref}
         return self._group["ref"]
@@ -175,7 +176,7 @@ class Harness:
             if ckpt.resumed_from:   # time_s then covers only the last attempt
                 record["resumed_from_epoch"] = ckpt.resumed_from
             t_eval = time.perf_counter()
-            metrics = self.evaluate(spec, model, ref)
+            metrics, record["flags"] = MR.evaluate_run(spec, model, ref, self.splits(spec), self.test_forget_mask(spec))
             metrics["time_s"] = seconds
             metrics["rte"] = refs.retrain_time / seconds if seconds > 0 else None
             record.update(MR.result_fields(metrics, refs, ref, split_path, self.splits(spec), t_eval))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .tables import DIAGNOSTICS, METRICS, TABLE_KEYS, TRAIN_DEFAULTS, table_fields, variant_label
+from .tables import DIAGNOSTICS, FLAGS, METRICS, TABLE_KEYS, TRAIN_DEFAULTS, table_fields, variant_label
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
@@ -24,6 +24,9 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                "community": bool(r.get("submission"))}
         for k, v in {**(r.get("sizes") or {}), **(r.get("model_size") or {})}.items():
             row[f"n_{k}"] = v
+        for flag in FLAGS:   # no-op / collapse (harness/metrics/definitions.run_flags); absent on reference rows
+            v = (r.get("flags") or {}).get(flag)
+            row[flag] = np.nan if v is None else float(v)
         for m in METRICS:
             v = r.get("metrics", {}).get(m)
             row[m] = np.nan if v is None else float(v)

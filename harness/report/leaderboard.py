@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .tables import METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
+from .tables import FLAGS, METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
 from .figure_plan import figure_link, plan_figures
 from . import ranking as R
+from ..metrics import definitions as M
 from ..metrics.definitions import DEFINITIONS
 from ..protocol.records import RecordStore, write_text_atomic
 from ..metrics.statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_interval
@@ -58,6 +59,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         summary[f"{m}_mean"] = grouped[m].mean()
         summary[f"{m}_std"] = grouped[m].std(ddof=0)
         summary[f"{m}_ci95"] = grouped[m].agg(lambda x: t_interval(x)[1])
+    for flag in FLAGS:   # how many of a row's seeds are a no-op / collapsed (NaN: never assessed)
+        summary[f"{flag}_runs"] = grouped[flag].sum(min_count=1) if flag in ok else np.nan
     for k in ("n_retain", "n_forget", "n_test", "n_head_inputs"):
         if k in ok:
             summary[k] = grouped[k].first()
@@ -112,7 +115,8 @@ def direction(metric: str) -> str | None:
 def best_rows(rows: pd.DataFrame, metric: str) -> set:
     """Index labels of the method rows (references excluded) holding the best
     mean of ``metric``; empty when there is nothing to tell apart."""
-    candidates = rows.loc[~rows["method"].isin(list(REFERENCE_ORDER)), f"{metric}_mean"].dropna()
+    eligible = ~rows["method"].isin(list(REFERENCE_ORDER)) & (flag_label(rows) == "")
+    candidates = rows.loc[eligible, f"{metric}_mean"].dropna()
     kind = direction(metric)
     if kind is None or len(candidates) < 2:
         return set()
@@ -125,6 +129,21 @@ def best_rows(rows: pd.DataFrame, metric: str) -> set:
         score = -candidates if kind == "higher" else candidates
     best = np.isclose(score, score.min(), rtol=1e-9, atol=1e-12)
     return set() if best.all() else set(score.index[best])
+
+
+def flag_label(rows):
+    """Per row: "no-op k/n" and/or "collapsed k/n" when any of its seeds is
+    flagged, else "" (a Series for a frame, a str for one row)."""
+    def one(r) -> str:
+        parts = [f"{name} {int(r[f'{flag}_runs'])}/{int(r['n_seeds'])}" for flag, name in FLAG_NAMES
+                 if f"{flag}_runs" in r and not pd.isna(r[f"{flag}_runs"]) and r[f"{flag}_runs"] > 0]
+        return ", ".join(parts)
+    if isinstance(rows, pd.DataFrame):
+        return pd.Series([one(r) for _, r in rows.iterrows()], index=rows.index, dtype=object)
+    return one(rows)
+
+
+FLAG_NAMES = (("noop", "no-op"), ("collapsed", "collapsed"))
 
 
 def table_ranks(summary: pd.DataFrame, metric: str = RANK_METRIC) -> pd.DataFrame:
@@ -200,6 +219,8 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
             name = f"**{name}**"
         if regime_label(r):
             name += f" · {regime_label(r)}"
+        if flag_label(r):
+            name += f" · *{flag_label(r)}*"
         cells = [format_cell(r[f"{m}_mean"], r[f"{m}_ci95"], m) for m in metrics]
         cells = [f"**{c}**" if i in best[m] else c for c, m in zip(cells, metrics)]
         rank = r.get(R.rank_column(RANK_METRIC))
@@ -257,7 +278,11 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
         "θ₀, forget set and references; Wilcoxon's signed-rank test cannot reach p < 0.05 on 5 seeds (its "
         "smallest two-sided p is 2/2⁵ = 0.0625).  A **bold** value is the best mean of its column among the "
         "methods, by the metric's direction below: nearest to Retrain's value for the \"closer to Retrain\" "
-        "metrics, else the highest or lowest.", "",
+        "metrics, else the highest or lowest.  A row marked *no-op k/n* left the Original unchanged in k of its "
+        f"n seeds (relative parameter distance to the Original below {M.NOOP_REL_DIST:g}, or the Original's very "
+        "predictions on D_f and the test set); *collapsed k/n*: retain accuracy below chance + "
+        f"{M.COLLAPSE_SHARE:g} × (Retrain's retain accuracy − chance), halfway from chance to Retrain.  Flagged "
+        "rows keep their numbers and ranks but never hold a bold cell.", "",
         "## Metrics", "", definitions_markdown(),
     ]
     return parts

@@ -20,6 +20,7 @@ SETTING_KEYS = ["dataset", "model", "model_args", "loss", "trainable", "training
 TABLE_KEYS = SETTING_KEYS + ["scenario_kind", "ratio", "forget_class", "train_subset", "test_subset"]
 SERIES_KEYS = [k for k in TABLE_KEYS if k != "model_args"]   # a width sweep: these fixed, the model's arguments varying
 TRAIN_DEFAULTS = {"loss": "cross_entropy", "trainable": "all"}   # training options older records lack
+FLAGS = ("noop", "collapsed")   # per-run flags, counted per table row
 METRICS = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc", "test_acc_forget_class",
            "test_acc_other_classes", "mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel",
            "js_forget", "avg_gap", "avg_gap_muso", "param_dist_floor_ratio", "time_s", "rte"]
