@@ -66,6 +66,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             summary[k] = grouped[k].first()
     for k in ("head_inputs", "proj_rows"):   # a method's regime diagnostics (MUSO: M and N of Π_r)
         summary[f"{k}_min"], summary[f"{k}_max"] = grouped[k].min(), grouped[k].max()
+    for k in ("label_change_first", "label_change_mean", "perm_flip_first", "exact_share_first"):
+        summary[f"{k}_mean"] = grouped[k].mean()
     summary = summary.reset_index()
     summary["table"] = [table_label(r) for _, r in summary.iterrows()]
     runs = ok[~ok["method"].isin(list(REFERENCE_ORDER))]

@@ -26,7 +26,8 @@ METRICS = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc", "test_acc_forg
            "js_forget", "avg_gap", "avg_gap_muso", "param_dist_floor_ratio", "time_s", "rte"]
 # What a method reports about its regime through ctx.diagnostics (MUSO: M, N and rank of Z_r, the
 # share of forget labels that differ from the Original's predictions): columns of the records frame.
-DIAGNOSTICS = ["head_inputs", "proj_rows", "rank_z_retain", "label_change_first", "label_change_mean"]
+DIAGNOSTICS = ["head_inputs", "proj_rows", "rank_z_retain", "label_change_first", "label_change_mean",
+               "perm_flip_first", "exact_share_first", "proj_cond"]
 REFERENCE_ORDER = {"original": 0, "retrain": 1}
 
 
@@ -91,7 +92,11 @@ def regime_label(row) -> str:
     span = lambda k: (f"{int(row[f'{k}_min'])}" if row[f"{k}_min"] == row[f"{k}_max"]
                       else f"{int(row[f'{k}_min'])}–{int(row[f'{k}_max'])}")
     ratio = row["head_inputs_min"] / row["proj_rows_min"]
-    return f"M/N = {span('head_inputs')}/{span('proj_rows')} ({ratio:.3g})"
+    label = f"M/N = {span('head_inputs')}/{span('proj_rows')} ({ratio:.3g})"
+    if "perm_flip_first_mean" in row and not pd.isna(row["perm_flip_first_mean"]):
+        # round-off: forget labels that flip when only Π_r's rows are reordered (first step, mean over seeds)
+        label += f" · perm. flips {100 * row['perm_flip_first_mean']:.0f}%"
+    return label
 
 
 def sweep_series(summary: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
