@@ -23,6 +23,10 @@ from ._api import Context
 from ._linear import project_rows, ridge_fit
 from ._train import fit, model_loss
 
+# NN/full_and_sub_class/MUSO.py get_args (8c113dd): the class and sub-class setting of every MUSO variant
+CLASS_DEFAULTS = {kind: {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}
+                  for kind in ("class", "subclass")}
+
 Projector = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]   # (Z_r, V, ε) -> Π_r V
 
 

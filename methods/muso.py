@@ -35,7 +35,7 @@ import torch
 
 from ._api import Context, IntRange, LogUniform, bounded, register_method
 from ._linear import gram_solve, least_squares_limit, project_rows
-from ._muso import (Relabeller, forget_outputs, head_weights, penultimate, ramp, ridge_at, ridge_projector,
+from ._muso import (CLASS_DEFAULTS, Relabeller, forget_outputs, head_weights, penultimate, ramp, ridge_at, ridge_projector,
                     sample_subset, soft_targets, unlearn)
 
 __all__ = ["Hyper", "forget_outputs", "head_weights", "optimal_labels", "optimal_labels_label_free", "penultimate",
@@ -85,12 +85,12 @@ class Hyper:
     labels: str = bounded("label_free", choices=("label_free", "label_form"))   # which closed form relabels D_f
 
 
+SEARCH_SPACE = {"lr": LogUniform(1e-5, 1e-3), "epochs": IntRange(2, 8), "eps_end": LogUniform(1e-2, 3e3)}
+
+
 @register_method("muso", hyper=Hyper,
-                 scenario_defaults={kind: {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}
-                                    for kind in ("class", "subclass")},
-                 search_space={"lr": LogUniform(1e-5, 1e-3),
-                               "epochs": IntRange(2, 8),
-                               "eps_end": LogUniform(1e-2, 3e3)},
+                 scenario_defaults=CLASS_DEFAULTS,
+                 search_space=SEARCH_SPACE,
                  defaults_source="MUSO code, NN/random_subset/MUSO.py get_args (8c113dd); class: "
                                  "NN/full_and_sub_class/MUSO.py get_args (8c113dd)")
 def muso(ctx: Context, hp: Hyper):

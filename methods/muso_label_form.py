@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._api import Context, IntRange, LogUniform, bounded, register_method
+from ._api import Context, bounded, register_method
+from ._muso import CLASS_DEFAULTS
+from .muso import SEARCH_SPACE
 from .muso import Hyper as MusoHyper
 from .muso import muso
 
@@ -24,9 +26,8 @@ class Hyper(MusoHyper):
 
 
 @register_method("muso_label_form", hyper=Hyper,
-                 scenario_defaults={kind: {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}
-                                    for kind in ("class", "subclass")},
-                 search_space={"lr": LogUniform(1e-5, 1e-3), "epochs": IntRange(2, 8), "eps_end": LogUniform(1e-2, 3e3)},
+                 scenario_defaults=CLASS_DEFAULTS,
+                 search_space=SEARCH_SPACE,
                  defaults_source="MUSO code, NN/random_subset/MUSO.py get_args (8c113dd); class: "
                                  "NN/full_and_sub_class/MUSO.py get_args (8c113dd)")
 def muso_label_form(ctx: Context, hp: Hyper):

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._api import Context, IntRange, LogUniform, bounded, register_method
-from ._muso import Relabeller, released_projector, released_subset, ridge_projector, shifted_ramp, unlearn
+from ._muso import CLASS_DEFAULTS, Relabeller, released_projector, released_subset, ridge_projector, shifted_ramp, unlearn
 
 PROJECTORS = {"woodbury": released_projector, "ridge": ridge_projector}
 
@@ -57,12 +57,12 @@ class Hyper:
     precision: str = bounded("released", choices=("released", "exact"))   # float32 inverse chain | float64 solve
 
 
+SEARCH_SPACE = {"lr": LogUniform(1e-5, 1e-3), "epochs": IntRange(2, 10), "eps_end": LogUniform(1e-6, 3e3)}
+
+
 @register_method("muso_released", hyper=Hyper,
-                 scenario_defaults={kind: {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}
-                                    for kind in ("class", "subclass")},
-                 search_space={"lr": LogUniform(1e-5, 1e-3),
-                               "epochs": IntRange(2, 10),
-                               "eps_end": LogUniform(1e-6, 3e3)},
+                 scenario_defaults=CLASS_DEFAULTS,
+                 search_space=SEARCH_SPACE,
                  defaults_source="MUSO code (8c113dd), argparse defaults of NN/random_subset/MUSO.py and "
                                  "NN/full_and_sub_class/MUSO.py")
 def muso_released(ctx: Context, hp: Hyper):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._api import Context, IntRange, LogUniform, bounded, register_method
+from ._api import Context, bounded, register_method
+from ._muso import CLASS_DEFAULTS
+from .muso_released import SEARCH_SPACE
 from .muso_released import Hyper as ReleasedHyper
 from .muso_released import muso_released
 
@@ -18,9 +20,8 @@ class Hyper(ReleasedHyper):
 
 
 @register_method("muso_released_exact", hyper=Hyper,
-                 scenario_defaults={kind: {"optimizer": "adamw", "lr": 2.8e-4, "schedule": "cosine", "epochs": 5}
-                                    for kind in ("class", "subclass")},
-                 search_space={"lr": LogUniform(1e-5, 1e-3), "epochs": IntRange(2, 10), "eps_end": LogUniform(1e-6, 3e3)},
+                 scenario_defaults=CLASS_DEFAULTS,
+                 search_space=SEARCH_SPACE,
                  defaults_source="MUSO code (8c113dd), argparse defaults of NN/random_subset/MUSO.py and "
                                  "NN/full_and_sub_class/MUSO.py; float64")
 def muso_released_exact(ctx: Context, hp: Hyper):

@@ -133,6 +133,9 @@ def best_rows(rows: pd.DataFrame, metric: str) -> set:
     return set() if best.all() else set(score.index[best])
 
 
+FLAG_NAMES = (("noop", "no-op"), ("collapsed", "collapsed"))
+
+
 def flag_label(rows):
     """Per row: "no-op k/n" and/or "collapsed k/n" when any of its seeds is
     flagged, else "" (a Series for a frame, a str for one row)."""
@@ -143,9 +146,6 @@ def flag_label(rows):
     if isinstance(rows, pd.DataFrame):
         return pd.Series([one(r) for _, r in rows.iterrows()], index=rows.index, dtype=object)
     return one(rows)
-
-
-FLAG_NAMES = (("noop", "no-op"), ("collapsed", "collapsed"))
 
 
 def table_ranks(summary: pd.DataFrame, metric: str = RANK_METRIC) -> pd.DataFrame:
