@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make benchmark   set up .venv and run the default benchmark (digits, embedded data)
+#   make benchmark   set up .venv, rerun the default benchmark (digits, embedded data) into results-reproduce/
+#                    and compare every table cell with the committed records
 #   make test        set up .venv and run the test suite (and the benchmarks, once each, untimed)
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 benchmark: setup
-	$(BIN)/unlearnbench run
+	$(BIN)/unlearnbench reproduce
 
 test: setup
 	$(BIN)/python -m pytest -q tests benchmarks --benchmark-disable

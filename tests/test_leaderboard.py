@@ -158,6 +158,9 @@ def test_plot_draws_valid_pngs_with_one_panel_per_table_or_metric(records, capsy
             expected[f"metrics_vs_ratio_{slug(dataset)}_{slug(model)}.png"] = sum(
                 m not in CLASS_ONLY and random[m].notna().any() for m in L.METRICS)
     assert expected["metrics_vs_ratio_digits_mlp.png"] >= 10
+    if L.R.friedman_over_blocks(L.method_runs(df)) is not None:     # the overall test's diagram
+        expected["critical_difference.png"] = 1
+    assert "critical_difference.png" in expected
     folder = records / "figures"
     folder.mkdir(exist_ok=True)
     (folder / "param_dist_of_an_old_table.png").write_bytes(b"")

@@ -54,9 +54,10 @@ def test_declared_spaces_map_to_optuna_distributions():
     d = St.distributions(SPACE, DEFAULTS)
     assert d["lr"] == FloatDistribution(0.01, 0.3, log=True) and d["share"] == FloatDistribution(0.1, 1.0)
     assert d["epochs"] == IntDistribution(3, 15) and d["alpha"] == CategoricalDistribution((0.001, 0.5))
-    # a default outside the declared space widens it, so trial 0 is a point of the space
+    # a numeric default outside the declared window leaves the window as it is (trial 0 lies outside);
+    # a categorical one joins the choices
     wide = St.distributions(SPACE, {"lr": 1e-3, "epochs": 20, "share": 0.5, "alpha": 0.1})
-    assert wide["lr"] == FloatDistribution(1e-3, 0.3, log=True) and wide["epochs"] == IntDistribution(3, 20)
+    assert wide["lr"] == FloatDistribution(0.01, 0.3, log=True) and wide["epochs"] == IntDistribution(3, 15)
     assert wide["alpha"] == CategoricalDistribution((0.001, 0.5, 0.1))
     with pytest.raises(UsageError, match="log-uniform"):
         St.distributions({"l1": LogUniform(3e-4, 5e-3)}, {"l1": 0.0})
@@ -72,6 +73,17 @@ def test_trial_0_is_the_defaults_and_the_budget_counts_complete_trials(tmp_path)
         assert 0.01 <= v["lr"] <= 0.3 and 3 <= v["epochs"] <= 15 and v["alpha"] in (0.001, 0.5)
         assert v["lr"] == float(f"{v['lr']:.3g}")                   # rounded as the presets show it
     assert len({tuple(sorted(t.user_attrs["values"].items())) for t in done}) == 6
+
+
+def test_defaults_outside_the_window_run_as_trial_0_and_the_draws_stay_inside(tmp_path):
+    """A reference default in a no-op region (GA's lr 1e-4 below its window)
+    is trial 0 exactly, while every other trial is drawn inside the declared space."""
+    outside = {**DEFAULTS, "lr": 1e-4, "epochs": 1}
+    trials = run(storage_at(tmp_path), make_study(target=8, defaults=outside))
+    done = complete(trials)
+    assert done[0].user_attrs["values"] == outside and done[0].value == gap(None, outside)[0]
+    for t in done[1:]:
+        assert 0.01 <= t.user_attrs["values"]["lr"] <= 0.3 and 3 <= t.user_attrs["values"]["epochs"] <= 15
 
 
 def test_nothing_to_tune_runs_trial_0_only(tmp_path):

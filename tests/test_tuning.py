@@ -19,7 +19,7 @@ def test_search_spaces_are_declared_next_to_the_methods():
         info = get_method(name)
         assert set(info.search_space) <= set(info.defaults()), name
     assert get_method("original").search_space == {} and get_method("retrain").search_space == {}
-    assert get_method("finetune").search_space["lr"] == LogUniform(0.005, 0.2)
+    assert get_method("finetune").search_space["lr"] == LogUniform(0.01, 0.5)
 
 
 def contains(dist, value) -> bool:
@@ -29,18 +29,24 @@ def contains(dist, value) -> bool:
     return dist.low <= value <= dist.high
 
 
+# Reference defaults that lie below their method's measured working window (a no-op region on the
+# saturated digits original; scripts/tuning_windows.py): trial 0 still evaluates them exactly.
+BELOW_WINDOW = {("gradient_ascent", "lr"), ("scrub", "lr")}
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_every_search_space_contains_the_registered_defaults(scenario):
-    """Trial 0 is the registered defaults: each searched hyperparameter's
-    default (the scenario's, where it has its own) lies inside its declared
-    space, so trial 0 is a point of the space every other trial draws from."""
-    outside = []
+def test_registered_defaults_lie_in_their_space_unless_named_below_the_window(scenario):
+    """Trial 0 is the registered defaults.  A space is the measured working
+    window and is not widened to reach a default; the only defaults outside
+    their space are the ones named here (and in docs/metrics.md, "Tuning")."""
+    outside = set()
     for name in list_methods():
         info = get_method(name)
         defaults = info.defaults(scenario)
-        outside += [f"{name}.{key}={defaults[key]!r} not in {dist}" for key, dist in info.search_space.items()
-                    if not contains(dist, defaults[key])]
-    assert not outside, outside
+        outside |= {(name, key) for key, dist in info.search_space.items() if not contains(dist, defaults[key])}
+    assert outside == BELOW_WINDOW
+    for method, key in BELOW_WINDOW:
+        assert get_method(method).defaults(scenario)[key] < get_method(method).search_space[key].low
 
 
 def test_contains_sees_a_default_outside_its_space():
@@ -115,7 +121,7 @@ def test_tune_writes_presets_that_the_grid_uses(tmp_path, capsys):
     presets = tmp_path / "presets"
     presets.mkdir()
     args = ["tune", "finetune", "--scenarios", "random", "--ratios", "0.1", "--trials", "2", "--tune-seeds", "100",
-            "--presets", str(presets), "--out", str(tmp_path / "out")]
+            "--max-trials", "2", "--presets", str(presets), "--out", str(tmp_path / "out")]
     assert main(args) == 0
     path = presets / "digits-mlp.toml"
     doc = T.tomllib.loads(path.read_text())
@@ -128,8 +134,11 @@ def test_tune_writes_presets_that_the_grid_uses(tmp_path, capsys):
     assert record["defaults_source"] == get_method("finetune").defaults_source
     assert record["best"] == min(h["avg_gap"] for h in record["history"])
     assert tuned == {k: v for k, v in record["history"][record["best_trial"]].items() if k in ("epochs", "lr")}
-    assert "lr: log-uniform [0.005, 0.2]" in record["search_space"] and "TPESampler" in record["sampler"]
+    assert "lr: log-uniform [0.01, 0.5]" in record["search_space"] and "TPESampler" in record["sampler"]
     assert (tmp_path / "out" / "tuning" / "studies.db").is_file()
+    assert record["converged"] == (record["best_at_half"] - record["best"] <= record["noise"])
+    assert record["half_trials"] == 1 and record["best_at_half"] == record["default"] and record["noise"] == 0.0
+    assert record["best_noop"] == all(record["history"][record["best_trial"]]["noop"])
     # rerunning the same command continues the study: it is complete, nothing runs, the preset stays
     text = path.read_text()
     assert main(args) == 0 and path.read_text() == text
@@ -219,5 +228,52 @@ def test_tuning_section_states_budget_and_spaces(tmp_path):
 
     text = leaderboard_section(tmp_path)
     assert f"same budget of {T.DEFAULT_TRIALS} complete trials" in text
-    assert "| finetune | epochs: integer 3..15; lr: log-uniform [0.005, 0.2] |" in text
-    assert "| trial 0 | trial 0's defaults from | best |" in text
+    assert "| finetune | epochs: integer 3..15; lr: log-uniform [0.01, 0.5] |" in text
+    assert "| trial 0 | trial 0's defaults from | best trial | best | at half | noise | converged |" in text
+    assert "Studies whose best trial is a no-op:" in text and "Studies not converged:" in text
+
+
+def _history(*scores, per_seed=None):
+    return [{"trial": i, T.OBJECTIVE: v, "per_seed": per_seed or [v, v]} for i, v in enumerate(scores)]
+
+
+def test_convergence_compares_the_best_at_half_the_budget_with_the_noise():
+    # the best (1.0, seeds 0.9/1.1: standard error 0.1) came late; at half the budget the best was 1.05: converged
+    h = _history(3.0, 1.05, 2.0, 1.0)
+    h[3]["per_seed"] = [0.9, 1.1]
+    c = T.convergence(h)
+    assert c["half"] == 2 and c["best_at_half"] == 1.05 and abs(c["noise"] - 0.1) < 1e-12 and c["converged"]
+    # the same late best with no seed-to-seed spread: 1.05 is worse than 1.0 by more than the noise (0)
+    assert not T.convergence(_history(3.0, 1.05, 2.0, 1.0))["converged"]
+    # a best found in the first half is converged whatever the noise
+    assert T.convergence(_history(0.5, 2.0, 3.0, 4.0))["converged"]
+    assert not T.convergence([])["converged"]
+
+
+def test_a_study_that_has_not_converged_is_extended_up_to_the_cap(tmp_path):
+    """A study whose scores keep improving grows by the step until the cap; a flat one stops at its budget."""
+    from unlearnbench.harness.protocol.spec import Scenario
+    from unlearnbench.harness.tuning import search as St
+
+    storage = St.open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    space = {"lr": LogUniform(0.01, 0.3)}
+    studies = {kind: St.Study(name=kind, method="m", dataset="digits", model="mlp", scenario=Scenario("random", 0.1),
+                              target=4, defaults={"lr": 0.1}, space=St.distributions(space, {"lr": 0.1}))
+               for kind in ("improving", "flat")}
+    calls = {"improving": 0, "flat": 0}
+
+    def evaluate(study, values):
+        calls[study.name] += 1
+        score = 10.0 - calls[study.name] if study.name == "improving" else 1.0
+        return score, {"per_seed": [score, score]}
+
+    running = list(studies.values())
+    for study in running:
+        St.prepare(storage, study)
+    rounds = 0
+    while running:
+        St.optimize(storage, running, evaluate, poll_s=0.1)
+        running = T.extend(storage, running, max_trials=8, step=2)
+        rounds += 1
+    assert calls == {"improving": 8, "flat": 4} and rounds == 3
+    assert studies["improving"].target == 8 and studies["flat"].target == 4

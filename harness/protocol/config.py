@@ -24,7 +24,7 @@ from ..tuning.presets import tuned_values
 from .spec import SCENARIOS, RunSpec, Scenario
 from ..tomlio import tomllib
 
-DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+DEFAULT_SEEDS = tuple(range(10))
 
 
 @dataclass

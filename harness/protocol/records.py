@@ -46,7 +46,37 @@ def environment(device: str) -> dict:
         "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "hostname": socket.gethostname(), "device": device,
         "cuda": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+        **reproducibility(),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else the platform's processor string)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def reproducibility() -> dict:
+    """What decides whether two runs can be bit-identical: the CPU model and
+    the vector instructions torch dispatches to, torch's intra-op threads, its
+    BLAS backend and whether deterministic algorithms are on."""
+    import torch
+
+    config = torch.__config__.show()
+    blas = next((part.split("=", 1)[1] for line in config.splitlines() for part in line.replace(",", " ").split()
+                 if part.startswith("BLAS_INFO=")), "unknown")
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    return {"cpu_model": cpu_model(), "cpu_capability": capability, "torch_threads": torch.get_num_threads(),
+            "blas": blas, "deterministic": bool(torch.are_deterministic_algorithms_enabled())}
+
+
+REPRODUCIBILITY_KEYS = ("cpu_model", "cpu_capability", "torch_threads", "blas", "deterministic", "torch", "device")
 
 
 class RecordStore:

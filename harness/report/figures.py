@@ -28,7 +28,8 @@ from unlearnbench.methods import write_atomic
 
 from .tables import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
 from .figure_plan import DISTANCE_METRICS, FIGURES_DIR, FigurePlan, plan_figures, ratio_metrics
-from .leaderboard import load_summary, method_label, table_label
+from .leaderboard import CD_FIGURE, load_summary, method_label, method_runs, table_label
+from .ranking import friedman_over_blocks
 from ..metrics.definitions import DEFINITIONS
 
 REFERENCE_STYLE = {"original": dict(color="0.55", marker="X"), "retrain": dict(color="black", marker="*")}
@@ -240,6 +241,23 @@ DRAW = {"regime_distance": _draw_regime_distance, "regime_gap": _draw_regime_gap
         "ratio": _draw_ratio}
 
 
+def _draw_critical_difference(df: pd.DataFrame):
+    """The critical-difference diagram of the Friedman / Conover test over
+    blocks (scikit-posthocs), or None when the records give no test."""
+    import matplotlib.pyplot as plt
+    import scikit_posthocs as sp
+
+    result = friedman_over_blocks(method_runs(df))
+    if result is None:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(result["methods"]) + 1.6))
+    sp.critical_difference_diagram(result["mean_ranks"], result["posthoc"], ax=ax, alpha=0.05)
+    ax.set_title(f"Mean rank by Avg. Gap over {result['blocks']} blocks (table × seed); "
+                 "bars join methods Conover–Holm cannot separate", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
     """Draw every planned figure of the records under ``out`` into
     ``figures_dir`` (default ``<out>/figures``); returns (path, plan, panels
@@ -249,7 +267,7 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
 
     out = Path(out)
     folder = Path(figures_dir) if figures_dir else out / FIGURES_DIR
-    _, summary = load_summary(out)
+    df, summary = load_summary(out)
     plans = plan_figures(summary)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -268,9 +286,16 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
                 fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
                 write_atomic(path, png.getbuffer())
                 written.append((path, plan, len(fig.axes)))
-    keep = {plan.name for plan in plans}
+    cd = _draw_critical_difference(df) if not summary.empty else None
+    if cd is not None:
+        path = folder / CD_FIGURE
+        png = io.BytesIO()
+        cd.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+        write_atomic(path, png.getbuffer())
+        written.append((path, None, 1))
+    keep = {plan.name for plan in plans} | ({CD_FIGURE} if cd is not None else set())
     for stale in folder.glob("*.png"):
         if stale.name not in keep and stale.name.startswith(("tradeoff_", "gap_vs_time", "param_dist", "metrics_vs_ratio_",
-                                                                   "regime_")):
+                                                                   "regime_", "critical_difference")):
             stale.unlink()
     return written

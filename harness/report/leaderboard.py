@@ -44,6 +44,12 @@ SECTIONS: list[tuple[str, str]] = [
 ]
 
 
+def method_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """The ok runs of methods (references left out), with their ``table`` label."""
+    ok = df[(df["status"] == "ok") & ~df["method"].isin(list(REFERENCE_ORDER))]
+    return ok.assign(table=[table_label(r) for _, r in ok.iterrows()])
+
+
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, std, the half-width of the 95% Student-t interval of the mean
     (``_ci95``) and seed count of every metric per table × method (ok runs),
@@ -70,9 +76,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         summary[f"{k}_mean"] = grouped[k].mean()
     summary = summary.reset_index()
     summary["table"] = [table_label(r) for _, r in summary.iterrows()]
-    runs = ok[~ok["method"].isin(list(REFERENCE_ORDER))]
-    runs = runs.assign(table=[table_label(r) for _, r in runs.iterrows()])
-    summary = summary.merge(R.tied_rank_frame(runs), on=["table", "method", "variant"], how="left")
+    summary = summary.merge(R.tied_rank_frame(method_runs(df)), on=["table", "method", "variant"], how="left")
     summary["order"] = summary["method"].map(REFERENCE_ORDER).fillna(2)
     for k in ("model_args", "training"):   # widths in numeric order: hidden=128 before hidden=2048
         summary[f"{k}_order"] = summary[k].map(natural_key)
@@ -211,6 +215,9 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
              f"|test| = {int(first['n_test'])}"] if "n_retain" in first and not pd.isna(first["n_retain"]) else []
     seeds = sorted(set(rows["n_seeds"].astype(int)))
     sizes.append(f"{'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''} per row")
+    mde = rows[f"mde_{RANK_METRIC}"].dropna() if f"mde_{RANK_METRIC}" in rows else rows.iloc[:0]
+    if len(mde):
+        sizes.append(f"detectable Avg. Gap difference (80% power): {mde.iloc[0]:.2f}")
     lines += [" · ".join(sizes), ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
@@ -274,11 +281,15 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
         "gives the mean alone); `seeds` counts them.  Each seed fixes θ₀, the forget set and the data order; the "
         "Retrain reference starts from the same θ₀ as the Original, with identical hyperparameters.  Rows: "
         "**original** and **retrain** first, then methods by mean Avg. Gap (SalUn convention, lower is better).  "
-        "`rank`: 1 + the number of methods whose Avg. Gap is significantly lower, by a "
-        f"{TEST_NAME} at α = {ALPHA}; methods the seeds cannot separate share a rank, and a method whose seeds "
-        "disagree can keep rank 1 below better means (nothing is significantly better than it).  The test is paired because a seed gives every method the same "
-        "θ₀, forget set and references; Wilcoxon's signed-rank test cannot reach p < 0.05 on 5 seeds (its "
-        "smallest two-sided p is 2/2⁵ = 0.0625).  A **bold** value is the best mean of its column among the "
+        "`rank` (by Avg. Gap): the method with the table's lowest mean is the control; every other method is "
+        f"compared with it by a {TEST_NAME} at α = {ALPHA}.  The methods not significantly worse than the control "
+        "share rank 1; the rest are ranked by the same rule below them (their best mean the next control), and "
+        "a rank is 1 + the number of methods in better groups.  The test is paired because a seed gives every "
+        "method the same θ₀, forget set and references; comparing with a control needs k − 1 tests instead of "
+        "k(k − 1)/2 (Demšar, JMLR 2006).  Each table states its *detectable Avg. Gap difference*: the smallest "
+        "difference from the best that the strictest of those tests (one-sided, α/(k − 1)) finds with 80% "
+        "power at the table's spread (the median standard deviation of the paired differences with the "
+        "control); two methods closer than that may share a rank although they differ.  A **bold** value is the best mean of its column among the "
         "methods, by the metric's direction below: nearest to Retrain's value for the \"closer to Retrain\" "
         "metrics, else the highest or lowest.  A row marked *no-op k/n* left the Original unchanged in k of its "
         f"n seeds (relative parameter distance to the Original below {M.NOOP_REL_DIST:g}, or the Original's very "
@@ -288,6 +299,36 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
         "## Metrics", "", definitions_markdown(),
     ]
     return parts
+
+
+CD_FIGURE = "critical_difference.png"
+
+
+def friedman_markdown(out: Path, runs: pd.DataFrame) -> list[str]:
+    """The overall test across blocks (table × seed): Friedman, Conover's
+    post-hoc with Holm, and the critical-difference diagram's link."""
+    result = R.friedman_over_blocks(runs)
+    if result is None:
+        return []
+    ranks = result["mean_ranks"].sort_values()
+    best = ranks.index[0]
+    tied = [m for m in ranks.index[1:] if not result["posthoc"].loc[best, m] < ALPHA]
+    lines = ["### Friedman test over blocks (table × seed)", "",
+             f"Every block — one of the {len(result['tables'])} tables and one seed, {result['blocks']} blocks — ranks "
+             f"the {len(result['methods'])} methods that ran in every table by Avg. Gap (1 = lowest; ties share the "
+             f"average rank).  Friedman's test: χ² = {result['statistic']:.1f}, p = {result['p']:.2g}.  Conover's "
+             "post-hoc test (scikit-posthocs `posthoc_conover_friedman`, Holm-adjusted p) compares every pair; "
+             f"the diagram links methods it cannot tell apart at α = {ALPHA}.  **{best}** has the best mean block "
+             "rank; not significantly different from it: " + (", ".join(tied) if tied else "none") + ".  This "
+             "stands beside the bootstrap ranking above: the bootstrap says how the mean of the per-table ranks "
+             "would move with another choice of tables, the Friedman test pools the seeds of every table into "
+             "blocks and says which differences in rank are real.", "",
+             "| method | mean block rank | Holm p vs the best |", "|---|---|---|"]
+    for m, r in ranks.items():
+        p = "—" if m == best else f"{result['posthoc'].loc[best, m]:.2g}"
+        lines.append(f"| {m} | {r:.2f} | {p} |")
+    lines += ["", f"![critical-difference diagram]({figure_link(out, CD_FIGURE)})", ""]
+    return lines
 
 
 def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
@@ -307,6 +348,7 @@ def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
                       "(over TA, FA and MIA-ent) and ‖θ−θr‖/floor, the distance to Retrain in parameter space in "
                       "units of the retrain noise floor (only tables with extra retrains).  Each cell: position · "
                       "mean rank (95% interval).", "", side_by_side_markdown(summary)]
+            parts += friedman_markdown(out, method_runs(df))
         parts += ["## Results", ""]
         for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):
             mask = np.ones(len(df), dtype=bool)

@@ -1,5 +1,5 @@
 """Publishing a results folder: summary.csv, leaderboard.md and the figures,
-regenerated from its records."""
+regenerated from its records (and, for the tuning figure, the shipped presets)."""
 from __future__ import annotations
 
 import sys
@@ -10,9 +10,12 @@ from .leaderboard import write_leaderboard
 
 def publish(out, leaderboard=None, figures: bool = True) -> None:
     """Regenerate summary.csv, leaderboard.md and (unless told not to) the figures."""
+    from ..tuning.report import write_figure
+
+    tuning = write_figure(out) if figures else None     # before the board, which links it
     csv_path, md_path = write_leaderboard(out, leaderboard)
     print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
     if figures:
-        written = write_figures(out)
+        written = [path for path, _, _ in write_figures(out)] + ([tuning] if tuning else [])
         if written:
-            print(f"drew {len(written)} figures in {written[0][0].parent}", file=sys.stderr)
+            print(f"drew {len(written)} figures in {written[0].parent}", file=sys.stderr)

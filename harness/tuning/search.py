@@ -16,9 +16,14 @@
   finds ``target`` complete or running trials ahead of it is pruned as
   surplus, so parallel workers never overshoot.  Failed trials (an exception,
   a killed worker) and pruned ones do not count; rerunning continues the study.
-- **Trial 0** is the method's registered defaults (``enqueue_trial``).  A
-  distribution is widened to include its default, so trial 0 is a point of
-  the searched space.
+- **Trial 0** is the method's registered defaults (``enqueue_trial``), the
+  cited reference setting.  A numeric distribution is the declared space and
+  is *not* widened to reach the default: the declared space is the measured
+  working window (scripts/tuning_windows.py), and a reference default in a
+  no-op region (GA's lr 1e-4 on digits) must not drag the random draws there.
+  Trial 0 may therefore lie outside the space; TPE uses it as an observation
+  all the same.  A categorical default is added to the choices (Optuna cannot
+  store a value outside them).
 - **Values** are rounded to 3 significant digits (floats), as the presets
   show them; the rounded configuration is what the trial evaluates.  A
   configuration equal to one already evaluated or being evaluated is pruned
@@ -56,7 +61,7 @@ def round_significant(x: float, digits: int = 3) -> float:
 def distributions(space: dict, defaults: dict) -> dict:
     """Optuna distributions of a method's declared space (``LogUniform`` →
     log-float, ``Uniform`` → float, ``IntRange`` → int, ``Choice`` →
-    categorical), each widened to include the registered default."""
+    categorical, with the registered default among its choices)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     out = {}
@@ -65,13 +70,13 @@ def distributions(space: dict, defaults: dict) -> dict:
         if isinstance(dist, Choice):
             out[name] = CategoricalDistribution(dist.values + (() if d in dist.values else (d,)))
         elif isinstance(dist, IntRange):
-            out[name] = IntDistribution(min(dist.low, int(d)), max(dist.high, int(d)))
+            out[name] = IntDistribution(dist.low, dist.high)
         elif isinstance(dist, (LogUniform, Uniform)):
             log = isinstance(dist, LogUniform)
             if log and not d > 0:
                 raise UsageError(f"{name}: default {d!r} lies outside the log-uniform space {dist} "
                                  "(a log scale needs positive values)")
-            out[name] = FloatDistribution(min(dist.low, float(d)), max(dist.high, float(d)), log=log)
+            out[name] = FloatDistribution(dist.low, dist.high, log=log)
         else:
             raise TypeError(f"{name}: unknown search distribution {dist!r}")
     return out
@@ -197,7 +202,9 @@ def _suggest(trial, name: str, dist):
 def suggest(trial, study: Study) -> dict:
     """The configuration of a trial: the defaults for trial 0 (exactly),
     else the sampler's values, floats rounded to 3 significant digits."""
-    raw = {name: _suggest(trial, name, dist) for name, dist in study.space.items()}
+    with warnings.catch_warnings():    # trial 0's defaults may lie outside the declared space
+        warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
+        raw = {name: _suggest(trial, name, dist) for name, dist in study.space.items()}
     if trial.user_attrs.get("defaults"):
         return dict(study.defaults)
     return {k: round_significant(v) if isinstance(v, float) else v for k, v in raw.items()}
@@ -286,7 +293,7 @@ def result(storage, study: Study, score_name: str = "score") -> dict:
         if t.user_attrs.get("defaults"):
             entry["defaults"] = True
         entry.update(t.user_attrs.get("values", {}))
-        for key in ("per_seed", "failures"):
+        for key in ("per_seed", "failures", "noop"):
             if t.user_attrs.get(key):
                 entry[key] = t.user_attrs[key]
         history.append(entry)

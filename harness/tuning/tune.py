@@ -38,8 +38,9 @@ from .presets import preset_path, presets_dir
 from ..protocol.records import write_text_atomic
 from ..tomlio import dumps, tomllib
 
-DEFAULT_TRIALS = 12
+DEFAULT_TRIALS = 24
 DEFAULT_SEEDS = (100, 101)
+MAX_TRIALS_FACTOR = 2     # a study that has not converged is extended, by half the budget at a time, up to this × it
 OBJECTIVE = "avg_gap"
 
 
@@ -124,16 +125,38 @@ def evaluator(harness, grid, seeds):
     from ..protocol.config import expand
 
     def evaluate(study, values: dict) -> tuple[float, dict]:
-        gaps, failures = [], []
+        gaps, failures, noop = [], [], []
         table = (study.dataset, study.model, study.scenario)
         for spec in expand(trial_grid(grid, table, study.method, seeds, values)):
             record = harness.run(spec)
             gaps.append(record["metrics"][OBJECTIVE] if record["status"] == "ok" else math.inf)
+            noop.append(bool(record.get("flags", {}).get("noop")))
             if record["status"] != "ok":
                 failures.append(f"seed {spec.seed} {record['status']}: {record.get('message')}")
-        return sum(gaps) / len(gaps), {"per_seed": [round(g, 4) for g in gaps], "failures": failures}
+        return sum(gaps) / len(gaps), {"per_seed": [round(g, 4) for g in gaps], "failures": failures, "noop": noop}
 
     return evaluate
+
+
+def convergence(history: list[dict]) -> dict:
+    """Has a study converged?  Its best score over all complete trials (in
+    trial order) is compared with its best over the first half of them; the
+    study has converged when the half-budget best is no worse than the full
+    best by more than the validation noise: the standard error of the full
+    best's mean over the tuning seeds (sample standard deviation / √seeds)."""
+    scores = [h[OBJECTIVE] for h in history]
+    if not scores:
+        return {"converged": False, "best_at_half": None, "noise": None, "half": 0}
+    half = max(1, len(scores) // 2)
+    best_index = min(range(len(scores)), key=lambda i: (scores[i], i))
+    per_seed = [g for g in history[best_index].get("per_seed", []) if math.isfinite(g)]
+    noise = 0.0
+    if len(per_seed) > 1:
+        mean = sum(per_seed) / len(per_seed)
+        noise = math.sqrt(sum((g - mean) ** 2 for g in per_seed) / (len(per_seed) - 1) / len(per_seed))
+    at_half = min(scores[:half])
+    converged = len(scores) == 1 or (math.isfinite(at_half) and at_half - scores[best_index] <= noise)
+    return {"converged": bool(converged), "best_at_half": at_half, "noise": noise, "half": half}
 
 
 def publish(storage, study, presets, seeds, budget: int, sampler_seed: int) -> str:
@@ -161,12 +184,21 @@ def publish(storage, study, presets, seeds, budget: int, sampler_seed: int) -> s
         tuning["defaults_source"] = info.defaults_source
     if r["default_score"] is not None:
         tuning["default"] = round(r["default_score"], 4)
+    conv = convergence(r["history"]) if study.space else {"converged": True, "best_at_half": r["best_score"],
+                                                          "noise": 0.0, "half": 1}
+    best_entry = next(h for h in r["history"] if h["trial"] == r["best_trial"])
+    tuning.update({"converged": conv["converged"], "best_at_half": round(conv["best_at_half"], 4)
+                   if conv["best_at_half"] is not None and math.isfinite(conv["best_at_half"]) else None,
+                   "half_trials": conv["half"], "noise": round(conv["noise"], 4) if conv["noise"] is not None else None,
+                   "best_noop": bool(best_entry.get("noop")) and all(best_entry["noop"])})
     tuning["history"] = [{k: round(v, 4) if isinstance(v, float) and math.isfinite(v) else v for k, v in h.items()}
                          for h in r["history"]]
     write_preset(presets, study.dataset, study.model, study.scenario.label, study.method, r["best"], tuning)
     values = ", ".join(f"{k}={v}" for k, v in r["best"].items()) or "nothing to tune"
     return (f"{study.label}: {c.complete} trials; {OBJECTIVE} {tuning.get('default')} (defaults) -> "
-            f"{tuning['best']} (trial {r['best_trial']}: {values})")
+            f"{tuning['best']} (trial {r['best_trial']}: {values}); "
+            f"{'converged' if conv['converged'] else 'not converged'} (best at {conv['half']} trials: "
+            f"{tuning['best_at_half']}, noise {tuning['noise']}){'; a no-op' if tuning['best_noop'] else ''}")
 
 
 @dataclasses.dataclass
@@ -208,6 +240,23 @@ class TuneWorker:
         import submitit
 
         return submitit.helpers.DelayedSubmission(self)
+
+
+def extend(storage, studies: list, max_trials: int, step: int) -> list:
+    """The complete studies that have not converged and may grow: their target
+    raised by ``step`` complete trials (at most ``max_trials``)."""
+    from .search import counts, load, result
+
+    grown = []
+    for study in studies:
+        c = counts(load(storage, study).get_trials(deepcopy=False))
+        if not study.space or c.complete < study.target or c.exhausted(study.target) or c.complete >= max_trials:
+            continue
+        if not convergence(result(storage, study, OBJECTIVE)["history"])["converged"]:
+            study.target = min(max_trials, c.complete + step)
+            print(f"{study.label}: not converged at {c.complete} trials; extended to {study.target}", file=sys.stderr)
+            grown.append(study)
+    return grown
 
 
 def run_local(worker: TuneWorker, jobs: int) -> None:
@@ -278,7 +327,7 @@ def command(args) -> int:
     from ..cluster.slurm import SlurmOptions, check_data
 
     methods = tunable_methods(args.tune_methods)
-    for option, value in (("--trials", args.trials), ("--jobs", args.jobs)):
+    for option, value in (("--trials", args.trials), ("--jobs", args.jobs), ("--max-trials", args.max_trials or 1)):
         if value < 1:
             raise UsageError(f"{option} {value} is not a positive integer")
     seeds = parse_list(args.tune_seeds, int, "--tune-seeds")
@@ -311,16 +360,21 @@ def command(args) -> int:
                         sampler_seed=args.sampler_seed, presets=str(folder),
                         threads=args.cpus_per_task or (None if args.executor == "slurm" else max(1, cpus // args.jobs)))
     start = time.perf_counter()
-    if args.executor == "slurm":
-        jobs = submit_slurm(worker, args.jobs, options, Path(grid.out) / "tuning" / "jobs")
-        print(f"submitted {len(jobs)} tuning workers: job {jobs[0].job_id.split('_')[0]}; "
-              f"`unlearnbench tune {args.tune_methods} --dry-run` (same options) shows progress")
-        if not args.wait:
-            return 0
-        for job in jobs:
-            job.wait()
-    else:
-        run_local(worker, args.jobs)
+    max_trials = args.max_trials if args.max_trials is not None else MAX_TRIALS_FACTOR * args.trials
+    running = studies
+    while running:
+        worker = dataclasses.replace(worker, studies=running)
+        if args.executor == "slurm":
+            jobs = submit_slurm(worker, args.jobs, options, Path(grid.out) / "tuning" / "jobs")
+            print(f"submitted {len(jobs)} tuning workers: job {jobs[0].job_id.split('_')[0]}; "
+                  f"`unlearnbench tune {args.tune_methods} --dry-run` (same options) shows progress")
+            if not args.wait:
+                return 0
+            for job in jobs:
+                job.wait()
+        else:
+            run_local(worker, args.jobs)
+        running = extend(storage, running, max_trials, max(1, args.trials // 2))
     incomplete = 0
     for study in studies:
         c = counts(load(storage, study).get_trials(deepcopy=False))
