@@ -265,7 +265,7 @@ def test_tune_array_workers_complete_exactly_the_budget(cluster, tmp_path):
 
     out, presets = tmp_path / "out", tmp_path / "presets"
     presets.mkdir()
-    code, text = cli("tune", "ssd", "--scenarios", "random", "--ratios", "0.1", "--trials", "3", "--tune-seeds", "100",
+    code, text = cli("tune", "ssd", "--scenarios", "random", "--ratios", "0.1", "--trials", "3", "--max-trials", "3", "--tune-seeds", "100",
                      "--presets", presets, "--out", out, "--executor", "slurm", "--jobs", "2", "--cpus-per-task", "1",
                      "--time", "10", "--wait")
     assert code == 0, text

@@ -28,7 +28,8 @@ from unlearnbench.methods import write_atomic
 
 from .tables import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
 from .figure_plan import DISTANCE_METRICS, FIGURES_DIR, FigurePlan, plan_figures, ratio_metrics
-from .leaderboard import CD_FIGURE, load_summary, method_label, method_runs, table_label
+from .friedman import CD_FIGURE
+from .leaderboard import load_summary, method_label, method_runs, table_label
 from .ranking import friedman_over_blocks
 from ..metrics.definitions import DEFINITIONS
 

@@ -23,6 +23,7 @@ import pandas as pd
 from .tables import FLAGS, METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
 from .figure_plan import figure_link, plan_figures
 from . import ranking as R
+from .friedman import friedman_markdown
 from ..metrics import definitions as M
 from ..metrics.definitions import DEFINITIONS
 from ..protocol.records import RecordStore, write_text_atomic
@@ -301,36 +302,6 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
     return parts
 
 
-CD_FIGURE = "critical_difference.png"
-
-
-def friedman_markdown(out: Path, runs: pd.DataFrame) -> list[str]:
-    """The overall test across blocks (table × seed): Friedman, Conover's
-    post-hoc with Holm, and the critical-difference diagram's link."""
-    result = R.friedman_over_blocks(runs)
-    if result is None:
-        return []
-    ranks = result["mean_ranks"].sort_values()
-    best = ranks.index[0]
-    tied = [m for m in ranks.index[1:] if not result["posthoc"].loc[best, m] < ALPHA]
-    lines = ["### Friedman test over blocks (table × seed)", "",
-             f"Every block — one of the {len(result['tables'])} tables and one seed, {result['blocks']} blocks — ranks "
-             f"the {len(result['methods'])} methods that ran in every table by Avg. Gap (1 = lowest; ties share the "
-             f"average rank).  Friedman's test: χ² = {result['statistic']:.1f}, p = {result['p']:.2g}.  Conover's "
-             "post-hoc test (scikit-posthocs `posthoc_conover_friedman`, Holm-adjusted p) compares every pair; "
-             f"the diagram links methods it cannot tell apart at α = {ALPHA}.  **{best}** has the best mean block "
-             "rank; not significantly different from it: " + (", ".join(tied) if tied else "none") + ".  This "
-             "stands beside the bootstrap ranking above: the bootstrap says how the mean of the per-table ranks "
-             "would move with another choice of tables, the Friedman test pools the seeds of every table into "
-             "blocks and says which differences in rank are real.", "",
-             "| method | mean block rank | Holm p vs the best |", "|---|---|---|"]
-    for m, r in ranks.items():
-        p = "—" if m == best else f"{result['posthoc'].loc[best, m]:.2g}"
-        lines.append(f"| {m} | {r:.2f} | {p} |")
-    lines += ["", f"![critical-difference diagram]({figure_link(out, CD_FIGURE)})", ""]
-    return lines
-
-
 def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
     parts = header_markdown(out, df, summary)
     if not summary.empty:
@@ -348,7 +319,7 @@ def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
                       "(over TA, FA and MIA-ent) and ‖θ−θr‖/floor, the distance to Retrain in parameter space in "
                       "units of the retrain noise floor (only tables with extra retrains).  Each cell: position · "
                       "mean rank (95% interval).", "", side_by_side_markdown(summary)]
-            parts += friedman_markdown(out, method_runs(df))
+            parts += friedman_markdown(out, method_runs(df))   # report/friedman.py
         parts += ["## Results", ""]
         for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):
             mask = np.ones(len(df), dtype=bool)
