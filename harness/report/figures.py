@@ -251,8 +251,18 @@ def _draw_critical_difference(df: pd.DataFrame):
     result = friedman_over_blocks(method_runs(df))
     if result is None:
         return None
+    import re
+
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(result["methods"]) + 1.6))
-    sp.critical_difference_diagram(result["mean_ranks"], result["posthoc"], ax=ax, alpha=0.05)
+    # Integer labels while drawing: scikit-posthocs stacks its crossbars from sets of labels, and the order
+    # of a set of strings changes with Python's hash seed (a different figure on every run); ints hash alike.
+    names = list(result["mean_ranks"].index)
+    ranks = pd.Series(result["mean_ranks"].to_numpy(), index=range(len(names)))
+    posthoc = pd.DataFrame(result["posthoc"].to_numpy(), index=ranks.index, columns=ranks.index)
+    sp.critical_difference_diagram(ranks, posthoc, ax=ax, alpha=0.05, label_fmt_left="@{label}@ ({rank:.2g})",
+                                   label_fmt_right="({rank:.2g}) @{label}@")
+    for text in ax.texts:
+        text.set_text(re.sub(r"@(\d+)@", lambda m: names[int(m.group(1))], text.get_text()))
     ax.set_title(f"Mean rank by Avg. Gap over {result['blocks']} blocks (table × seed); "
                  "bars join methods Conover–Holm cannot separate", fontsize=10)
     fig.tight_layout()
