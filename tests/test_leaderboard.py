@@ -205,6 +205,10 @@ def test_reproduce_compares_cells_ranks_and_environments():
     assert note.startswith("runs cannot be bit-identical") and "cpu_model (X vs Y)" in note
     assert "should be bit-identical" in RP.environment_note([{"env": env}], [{"env": env}])
     assert RP.identical_share(committed, committed) == (len(committed), len(committed))
+    timed = [{**r, "metrics": {**r["metrics"], "time_s": 1.0 + i}} for i, r in enumerate(committed)]
+    assert RP.identical_share(committed, timed) == (len(committed), len(committed))   # timings never count
+    moved = [{**r, "metrics": {**r["metrics"], "avg_gap": r["metrics"]["avg_gap"] + 1e-9}} for r in committed]
+    assert RP.identical_share(committed, moved) == (0, len(committed))
 
 
 def test_records_store_what_decides_bit_reproducibility():

@@ -11,6 +11,7 @@ import pandas as pd
 from .ranking import rank_column
 
 METRIC = "avg_gap"
+TIMING = ("time_s", "rte")       # wall-clock measurements: never bit-reproducible, left out of the bit-identity count
 KEY = ["table", "method", "variant"]
 
 
@@ -99,7 +100,8 @@ def environment_note(committed_records: list[dict], rerun_records: list[dict]) -
 
 
 def identical_share(committed_records: list[dict], rerun_records: list[dict], metric: str = METRIC) -> tuple[int, int]:
-    """(records of the rerun whose metrics equal the committed record of the same key exactly, records compared)."""
+    """(records of the rerun whose metrics, timings aside, equal the committed
+    record of the same key exactly, records compared)."""
     old = {r["key"]: r for r in committed_records}
     same = total = 0
     for r in rerun_records:
@@ -109,7 +111,7 @@ def identical_share(committed_records: list[dict], rerun_records: list[dict], me
         total += 1
         a, b = c.get("metrics", {}), r.get("metrics", {})
         same += all(a.get(k) == b.get(k) or (isinstance(a.get(k), float) and isinstance(b.get(k), float)
-                                              and math.isnan(a[k]) and math.isnan(b[k])) for k in set(a) | set(b))
+                                              and math.isnan(a[k]) and math.isnan(b[k])) for k in (set(a) | set(b)) - set(TIMING))
     return same, total
 
 
