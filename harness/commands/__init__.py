@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 
 # In the order `unlearnbench --help` lists them.
-MODULES = ("run", "reproduce", "sweep", "status", "forgetting_quality", "tune", "list", "leaderboard", "exactness", "plot",
+MODULES = ("run", "reproduce", "sweep", "status", "forgetting_quality", "per_example", "tune", "list", "leaderboard", "exactness", "plot",
            "submit")
 
 

@@ -92,6 +92,48 @@ DEFINITIONS: dict[str, MetricDef] = {
         "score", "the challenge's final score: F × (RA_u / RA_r) × (TA_u / TA_r), accuracies averaged over the N "
         "models of each bank",
         "higher", better="higher", closer_to_retrain=False, unit=None),
+    "ulira_acc": MetricDef(
+        "U-LiRA", "per-example U-MIA of Hayes et al. (arXiv 2403.01218) on S shadow models (`unlearnbench "
+        "per-example`): per forget candidate, a Gaussian likelihood-ratio test on the margin between shadows that "
+        "forgot it and shadows that never saw it, each shadow the target in turn; balanced accuracy of the sign of "
+        "the log-ratio over all (target, candidate) pairs, %; 50 = indistinguishable",
+        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%"),
+    "ulira_auc": MetricDef(
+        "AUC", "ROC AUC of the U-LiRA log-ratio over all (target, candidate) pairs, %",
+        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%"),
+    "ulira_tpr_1": MetricDef(
+        "TPR@1%", "U-LiRA true-positive rate at 1% false-positive rate (sklearn ROC curve), %",
+        "closer to Retrain (≈1)", better=None, closer_to_retrain=True, unit="%"),
+    "ulira_tpr_01": MetricDef(
+        "TPR@0.1%", "U-LiRA true-positive rate at 0.1% false-positive rate, %",
+        "closer to Retrain (≈0.1)", better=None, closer_to_retrain=True, unit="%"),
+    "ulira_exposed": MetricDef(
+        "exposed", "share of forget candidates on which U-LiRA is right for at least 75% of the target shadows, %",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+    "ulira_acc_retain": MetricDef(
+        "U-LiRA-r", "the U-LiRA balanced accuracy on retain canaries (trained on and kept vs never seen) after "
+        "unlearning, %: how exposed the retained data are",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+    "ulira_tpr_1_retain": MetricDef(
+        "TPR-r@1%", "U-LiRA on the retain canaries: true-positive rate at 1% false-positive rate, %",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+    "relearn_steps": MetricDef(
+        "relearn", "relearning time: median over shadows of the full-batch gradient steps (training lr, the "
+        "model's loss) on a seeded 20% of D_f until the accuracy on the other 80% is within 5 points of the "
+        "shadow Original's; capped at 200 steps; the Original's is 0 by construction",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="steps"),
+    "probe_acc": MetricDef(
+        "probe", "linear-probe recovery: multinomial logistic regression on standardised frozen penultimate "
+        "features, fit on D_r and 4 of 5 folds of D_f, accuracy on the held-out fold's true labels, over the "
+        "folds and the first 8 shadows, %",
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+    "klom": MetricDef(
+        "KLoM", "KL divergence of margins (RoyRin/data-unlearning-bench, old_teacher_klom.py "
+        "compute_binned_KL_div: margins clipped to ±100, 20 bins over the joint range, q floored at 1e-5): "
+        "per forget candidate, the shadows that forgot it against the Retrains of the shadows that never saw it; "
+        "mean over candidates, nats",
+        "lower; read against Retrain's (the estimator's floor)", better="lower", closer_to_retrain=False,
+        unit="nats"),
     "time_s": MetricDef(
         "time", "wall time of the unlearning call alone, s (Retrain: its training time; Original: 0)",
         "lower", better="lower", closer_to_retrain=False, unit="s"),

@@ -41,6 +41,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.studies.exactness:leaderboard_section"),
     ("Loss-attack MIA and the retrain noise floor", "unlearnbench.harness.metrics.floor:leaderboard_section"),
     ("Forgetting quality (NeurIPS 2023 challenge metric)", "unlearnbench.harness.studies.forgetting_quality:leaderboard_section"),
+    ("Per-example evidence", "unlearnbench.harness.report.per_example:leaderboard_section"),
     ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning.report:leaderboard_section"),
 ]
 
