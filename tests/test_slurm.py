@@ -354,3 +354,22 @@ def test_node_down_in_the_reference_stage_requeues_the_task_and_loses_nothing(cl
     assert not list(out.rglob("*.tmp"))
     print(f"\nnode down: reference job {reference_job} states {history}; trainings "
           f"{[(t['kind'], t['resumed_from_epoch'], t['slurm_job']) for t in trainings]}")
+
+
+def test_per_example_shadow_bank_trains_as_an_array_and_measures_the_same(cluster, tmp_path):
+    """`per-example --executor slurm`: the shadow Originals and Retrains are
+    trained by array tasks into the cache (each once); the measurements that
+    follow here train nothing and equal those of the local executor."""
+    args = ["per-example", "--methods", "original", "--scenarios", "random", "--shadows", "8", "--probe-shadows", "1",
+            "--train-arg", "epochs=4", "--no-leaderboard"]
+    code, text = cli(*args, "--out", tmp_path / "slurm", "--executor", "slurm", "--cpus-per-task", "1", "--time", "10")
+    assert code == 0, text
+    trainings = trainings_of(tmp_path / "slurm" / "cache")
+    assert Counter(t["kind"] for t in trainings) == {"shadow-original": 8, "shadow-retrain": 8}
+    assert all(t["slurm_job"] for t in trainings)                 # none trained by the measuring process
+    assert cli(*args, "--out", tmp_path / "local")[0] == 0
+    slurm = {r["config"]["method"]: r for r in RecordStore(tmp_path / "slurm" / "per_example").all()}
+    local = {r["config"]["method"]: r for r in RecordStore(tmp_path / "local" / "per_example").all()}
+    assert slurm.keys() == local.keys() == {"original", "retrain"}
+    for method in slurm:
+        assert slurm[method]["metrics"] == local[method]["metrics"], method

@@ -7,9 +7,10 @@ import argparse
 import sys
 import time
 
-from .options import add_grid_options, add_leaderboard_options
+from .options import add_executor_options, add_grid_options, add_leaderboard_options
 
 NAME = "per-example"
+SHADOWS_PER_TASK = 4
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -21,6 +22,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="shadow models per forget set, an even number >= 8 (default 32)")
     p.add_argument("--probe-shadows", type=int, default=8, metavar="P",
                    help="shadows whose features are probed (default 8)")
+    add_executor_options(p, default="local", runs=False,
+                         local=f"train the shadow bank in this process (slurm: {SHADOWS_PER_TASK} shadows per "
+                               "array task; the measurements then run here)")
     add_leaderboard_options(p)
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     return p
@@ -57,8 +61,12 @@ def run(args) -> int:
     if args.dry_run:
         for s in specs:
             print(f"{record_key(s, args.shadows)}  {s.describe()}  S={args.shadows}")
-        print(f"{len(specs)} runs over {args.shadows} shadows")
+        print(f"{len(specs)} runs over {args.shadows} shadows"
+              + (f"; {len(bank_tasks(args, grid, specs))} Slurm array tasks train the bank"
+                 if args.executor == "slurm" else ""))
         return 0
+    if args.executor == "slurm":
+        train_bank_on_slurm(args, grid, specs)
     set_threads()
     progress = Progress(len(specs))
     harness = Harness.from_grid(grid, log=progress.log)
@@ -81,3 +89,49 @@ def run(args) -> int:
         csv_path, md_path = write_leaderboard(grid.out, args.leaderboard)
         print(f"wrote {csv_path} and {md_path}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def bank_tasks(args, grid, specs) -> list:
+    """The ShadowTasks of the grid: SHADOWS_PER_TASK shadows of one forget set each."""
+    from ..cluster.slurm import Settings
+    from ..protocol.spec import stable_hash
+    from ..studies.per_example import ShadowTask
+
+    settings = Settings.of(grid, threads=args.cpus_per_task)
+    banks = {}
+    for spec in specs:      # one bank per forget set, whatever the method
+        banks.setdefault(stable_hash(spec.scenario_identity()), spec)
+    return [ShadowTask(spec.to_config(), settings, args.shadows,
+                       range(k, min(k + SHADOWS_PER_TASK, args.shadows)))
+            for spec in banks.values() for k in range(0, args.shadows, SHADOWS_PER_TASK)]
+
+
+def train_bank_on_slurm(args, grid, specs) -> None:
+    """Train every shadow Original and Retrain as one Slurm job array (submitit) and wait for it;
+    the measurements then load them from the shared cache."""
+    import shutil
+    from pathlib import Path
+
+    from ..cluster import slurm as S
+    from ..errors import UsageError
+
+    options = S.SlurmOptions.from_args(args)
+    if shutil.which("sbatch") is None:
+        raise UsageError("sbatch not found: --executor slurm needs a Slurm cluster "
+                         "(scripts/slurm_localhost.sh start makes one here); accepted here: --executor local")
+    S.check_data(grid)
+    tasks = bank_tasks(args, grid, specs)
+    executor = S.slurm_executor(Path(grid.out) / "per_example" / "slurm" / "%j", options,
+                                "unlearnbench-shadows")
+    with executor.batch():
+        jobs = [executor.submit(task) for task in tasks]
+    print(f"submitted the shadow bank: job {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks); waiting",
+          file=sys.stderr)
+    failed = []
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as e:      # the measurements below train what is missing, or record the failure
+            failed.append(f"{job.job_id}: {type(e).__name__}: {str(e).splitlines()[-1] if str(e) else ''}")
+    print(f"shadow bank: {len(jobs) - len(failed)}/{len(jobs)} tasks ok" + "".join(f"\n  {f}" for f in failed),
+          file=sys.stderr)

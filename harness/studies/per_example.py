@@ -138,12 +138,8 @@ class PerExample:
 
     def bank(self, spec) -> dict:
         """The design and the S shadows' (References, retain / forget splits) of the spec's forget set."""
-        h = self.harness
         design = self.design(spec)
-        data = h.data(spec)
-        key = stable_hash({**spec.scenario_identity(), "data": data.fingerprint, "shadows": self.shadows,
-                           "candidates": stable_hash(design.candidates.tolist()),
-                           "canaries": stable_hash(design.canaries.tolist())})
+        key = self.bank_key(spec, design)
         if self._bank.get("key") == key:
             return self._bank
         t0 = time.perf_counter()
@@ -152,6 +148,18 @@ class PerExample:
                       "seconds": float(sum(r.original_time + r.retrain_time for r, _ in shadows)),
                       "wall_s": time.perf_counter() - t0}
         return self._bank
+
+    def bank_key(self, spec, design: Design) -> str:
+        return stable_hash({**spec.scenario_identity(), "data": self.harness.data(spec).fingerprint,
+                            "shadows": self.shadows, "candidates": stable_hash(design.candidates.tolist()),
+                            "canaries": stable_hash(design.canaries.tolist())})
+
+    def train_shadows(self, spec, ks) -> None:
+        """Shadows ``ks`` of the spec's bank into the cache (one Slurm array task: ShadowTask)."""
+        design = self.design(spec)
+        key = self.bank_key(spec, design)
+        for k in ks:
+            self.shadow(spec, design, k, key)
 
     def shadow(self, spec, design: Design, k: int, bank_key: str):
         h = self.harness
@@ -311,3 +319,28 @@ def probe_accuracy(model, split: dict, seed: int) -> float:
         features = lambda s: model.features(s.x).double().cpu().numpy()
         return PE.probe_recovery(features(split["retain"]), split["retain"].y.cpu().numpy(),
                                  features(split["forget"]), split["forget"].y.cpu().numpy(), seed=seed)
+
+
+class ShadowTask:
+    """One Slurm array task of ``per-example --executor slurm``: trains shadows
+    ``ks`` of one forget set's bank (Original and Retrain) into the shared
+    cache, each entry under its own lock; a requeued task loads what is done."""
+
+    def __init__(self, config: dict, settings, shadows: int, ks: list[int]):
+        self.config, self.settings, self.shadows, self.ks = config, settings, shadows, list(ks)
+
+    def __call__(self) -> int:
+        from ..protocol.guard import lift_in_signal_handlers
+        from ..protocol.spec import RunSpec
+        from ..protocol.threads import set_threads
+
+        lift_in_signal_handlers()
+        set_threads(self.settings.threads)
+        harness = self.settings.harness(log=lambda msg: print(msg, flush=True))
+        PerExample(harness, self.shadows).train_shadows(RunSpec.from_config(self.config), self.ks)
+        return harness.reference_trainings
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
