@@ -367,7 +367,7 @@ def test_per_example_shadow_bank_trains_as_an_array_and_measures_the_same(cluste
     trainings = trainings_of(tmp_path / "slurm" / "cache")
     assert Counter(t["kind"] for t in trainings) == {"shadow-original": 8, "shadow-retrain": 8}
     assert all(t["slurm_job"] for t in trainings)                 # none trained by the measuring process
-    assert cli(*args, "--out", tmp_path / "local")[0] == 0
+    assert cli(*args, "--out", tmp_path / "local", "--cpus-per-task", "1")[0] == 0   # the tasks' thread count
     slurm = {r["config"]["method"]: r for r in RecordStore(tmp_path / "slurm" / "per_example").all()}
     local = {r["config"]["method"]: r for r in RecordStore(tmp_path / "local" / "per_example").all()}
     assert slurm.keys() == local.keys() == {"original", "retrain"}

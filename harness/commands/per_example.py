@@ -67,7 +67,7 @@ def run(args) -> int:
         return 0
     if args.executor == "slurm":
         train_bank_on_slurm(args, grid, specs)
-    set_threads()
+    set_threads(args.cpus_per_task)     # float sums depend on the thread count: --cpus-per-task 1 matches the tasks
     progress = Progress(len(specs))
     harness = Harness.from_grid(grid, log=progress.log)
     runner = PerExample(harness, args.shadows, args.probe_shadows, log=progress.log)
