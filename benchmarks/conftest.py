@@ -20,11 +20,10 @@ import os
 from dataclasses import dataclass
 
 import pytest
+import torch  # noqa: E402
+from _bench import REPORT
 
 import unlearnbench.harness  # noqa: F401  (before torch: sets the OpenMP wait policy)
-import torch  # noqa: E402
-
-from _bench import REPORT
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

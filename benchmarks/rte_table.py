@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-BEGIN, END = "<!-- rte-table: begin (python benchmarks/rte_table.py --readme docs/performance.md) -->", "<!-- rte-table: end -->"
+BEGIN = "<!-- rte-table: begin (python benchmarks/rte_table.py --readme docs/performance.md) -->"
+END = "<!-- rte-table: end -->"
 
 
 def _scenario(row) -> str:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from unlearnbench.harness.protocol.config import Grid, expand
-from unlearnbench.harness.metrics.evaluate import EVAL_SPLITS
-from unlearnbench.harness.protocol.runner import Harness
-
 from _bench import interleave, report
+
+from unlearnbench.harness.metrics.evaluate import EVAL_SPLITS
+from unlearnbench.harness.protocol.config import Grid, expand
+from unlearnbench.harness.protocol.runner import Harness
 
 TARGET = 1.5
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from _bench import interleave, report
 
 from unlearnbench.harness.protocol import method_run as MR
 from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.protocol.runner import Harness
-
-from _bench import interleave, report
 
 TARGET = 1.05   # the guard may not add more than 5% to a method's time
 

@@ -17,14 +17,13 @@ import subprocess
 import time
 
 import pytest
-
-from unlearnbench.harness import cli
-from unlearnbench.harness.report.publish import publish as publish_results
-from unlearnbench.harness.protocol import references as RF
-from unlearnbench.harness.protocol import runner as R
-
 from _bench import REPO, UNLEARNBENCH, report
 from rte_table import rte_markdown
+
+from unlearnbench.harness import cli
+from unlearnbench.harness.protocol import references as RF
+from unlearnbench.harness.protocol import runner as R
+from unlearnbench.harness.report.publish import publish as publish_results
 
 OVERHEAD_TARGET = 0.05
 RERUN_TARGET_S = 5.0
@@ -92,7 +91,8 @@ def test_harness_overhead(bench, finished_grid):
     share = (wall - work) / wall
     share_with_publish = (wall + publish - work) / (wall + publish)
     runs = len(list((finished_grid["out"] / "runs").glob("*.json")))
-    report(None, f"harness overhead, {runs} runs: {wall:.1f} s wall, of which training {seconds.get('training', 0):.1f} s, "
+    report(None, f"harness overhead, {runs} runs: {wall:.1f} s wall, "
+                 f"of which training {seconds.get('training', 0):.1f} s, "
                  f"unlearning {seconds.get('unlearning', 0):.1f} s, evaluation {seconds.get('evaluation', 0):.1f} s "
                  f"-> overhead {share:.1%} (target <= {OVERHEAD_TARGET:.0%}); leaderboard + figures afterwards "
                  f"{publish:.1f} s ({share_with_publish:.1%} with them)")
@@ -216,5 +216,6 @@ def test_fsync_cost(bench, tmp_path):
             counts.append(calls[0])
             lines.append(f"{label}: {calls[0]} fsyncs, {seconds[0]:.3f} s of {wall:.2f} s wall "
                          f"({seconds[0] / wall:.2%})")
-    assert counts[0] > 0 and counts[1] < counts[0]      # records, models, splits are fsynced; a cached rerun writes less
+    # records, models, splits are fsynced; a cached rerun writes less
+    assert counts[0] > 0 and counts[1] < counts[0]
     report(None, "fsync cost (durable writes), " + "; ".join(lines))

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from _bench import REPO, UNLEARNBENCH, report
 
 HELP_TARGET_S = 1.0

@@ -9,13 +9,12 @@ import math
 
 import pytest
 import torch
+from _bench import interleave, report
 from torch import nn
 
 from unlearnbench import datasets as D
 from unlearnbench.harness.models import InputSpec, build_model, get_model
 from unlearnbench.methods._train import cross_entropy, fit
-
-from _bench import interleave, report
 
 TARGET = 0.95
 

@@ -17,7 +17,8 @@ STD = (0.2470, 0.2435, 0.2616)
 
 def cifar_files(tv_class, root) -> list:
     folder = root / tv_class.base_folder
-    return [folder / name for name, _ in tv_class.train_list + tv_class.test_list] + [folder / tv_class.meta["filename"]]
+    names = [name for name, _ in tv_class.train_list + tv_class.test_list] + [tv_class.meta["filename"]]
+    return [folder / name for name in names]
 
 
 def read_cifar(tv_class, root, download: bool, what: str, size: str):

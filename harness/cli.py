@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         print(f"unlearnbench: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        from unlearnbench.methods import WriteError   # already loaded: it raised e
+        from unlearnbench.methods import WriteError  # already loaded: it raised e
 
         if not isinstance(e, WriteError):
             raise

@@ -33,13 +33,24 @@ from pathlib import Path
 
 from unlearnbench.methods import UnknownMethod, get_method, list_methods, method_origin, unregister_method
 
-from .report.tables import table_fields
-from .protocol.config import expand, grid_from_args
 from .errors import UsageError
-from .report.leaderboard import (COMMUNITY, DEFINITIONS, REFERENCE_ORDER, TABLE_KEYS, community_dir, format_cell,
-                          load_summary, method_label, overall_ranking, table_label, table_ranks)
+from .protocol.config import expand, grid_from_args
 from .protocol.records import RecordStore, write_json_atomic, write_text_atomic
 from .protocol.runner import Harness
+from .report.leaderboard import (
+    COMMUNITY,
+    DEFINITIONS,
+    REFERENCE_ORDER,
+    TABLE_KEYS,
+    community_dir,
+    format_cell,
+    load_summary,
+    method_label,
+    overall_ranking,
+    table_label,
+    table_ranks,
+)
+from .report.tables import table_fields
 from .tomlio import dumps
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -119,7 +130,8 @@ def _pick(module, attr: str | None, what: str):
         for info in infos:
             if info.name == attr or (obj is not None and info.fn is obj):
                 return info
-        raise UsageError(f"{what} registers no method {attr!r}; it registers: {', '.join(i.name for i in infos) or 'none'}")
+        names = ", ".join(i.name for i in infos) or "none"
+        raise UsageError(f"{what} registers no method {attr!r}; it registers: {names}")
     if len(infos) == 1:
         return infos[0]
     if not infos:

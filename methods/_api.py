@@ -11,7 +11,8 @@ as a dataclass of typed defaults::
 
     @register_method("finetune", hyper=Hyper)
     def finetune(ctx: Context, hp: Hyper) -> nn.Module:
-        fit(ctx.model, cross_entropy, ctx.retain.tensors, ctx.train_config.replace(epochs=hp.epochs, lr=hp.lr), ctx.generator)
+        cfg = ctx.train_config.replace(epochs=hp.epochs, lr=hp.lr)
+        fit(ctx.model, cross_entropy, ctx.retain.tensors, cfg, ctx.generator)
         return ctx.model
 
 The function receives ``ctx.model``, a private copy of the original model on
@@ -190,7 +191,8 @@ class MethodInfo:
     scenario_defaults: dict[str, dict[str, Any]]
     reference: str | None = None   # "retrain"/"original": the harness uses its cached reference model
     search_space: dict[str, Any] = field(default_factory=dict)   # hyperparameter -> LogUniform/IntRange/...
-    defaults_source: str | None = None   # where the registered defaults come from, e.g. "SalUn, Classification/arg_parser.py"
+    # where the registered defaults come from, e.g. "SalUn, Classification/arg_parser.py"
+    defaults_source: str | None = None
 
     def defaults(self, scenario: str | None = None) -> dict[str, Any]:
         if self.hyper is None:
@@ -207,7 +209,8 @@ class MethodInfo:
         overrides = dict(overrides or {})
         if self.hyper is None:
             if overrides:
-                raise UnknownMethod(f"method {self.name!r} takes no hyperparameters (got {', '.join(sorted(overrides))})")
+                got = ", ".join(sorted(overrides))
+                raise UnknownMethod(f"method {self.name!r} takes no hyperparameters (got {got})")
             return None
         hints = typing.get_type_hints(self.hyper)
         for key, value in overrides.items():

@@ -5,9 +5,9 @@ to the disk (``fsync``), renames it over the target and then flushes the
 folder, so that after a crash — a killed process, a lost node, a power cut —
 the path holds the old content or the new, never a torn or empty file.
 :func:`append_line` appends one line with a single ``O_APPEND`` write,
-flushed the same way (a line cut short by a full disk is cut off again).  A write that fails (a full disk, a quota, an I/O
-error) leaves nothing partial and raises :class:`WriteError`, which names the
-path.
+flushed the same way (a line cut short by a full disk is cut off again).  A
+write that fails (a full disk, a quota, an I/O error) leaves nothing partial
+and raises :class:`WriteError`, which names the path.
 
 It lives in ``methods/`` because the training loop's checkpoints need it and
 ``methods/`` imports nothing from ``harness/``; the harness uses it for

@@ -63,7 +63,8 @@ class TrainConfig:
         if self.trainable not in self.TRAINABLE:
             raise ValueError(f"unknown trainable {self.trainable!r}; accepted: {', '.join(self.TRAINABLE)}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr < 0:
-            raise ValueError(f"need epochs >= 0, batch_size >= 1, lr >= 0 (got {self.epochs}, {self.batch_size}, {self.lr})")
+            raise ValueError("need epochs >= 0, batch_size >= 1, lr >= 0 "
+                             f"(got {self.epochs}, {self.batch_size}, {self.lr})")
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
 
     def replace(self, **changes) -> "TrainConfig":
@@ -88,7 +89,8 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown training option(s) {', '.join(map(repr, unknown))}; accepted: {', '.join(sorted(names))}")
+            raise ValueError(f"unknown training option(s) {', '.join(map(repr, unknown))}; "
+                             f"accepted: {', '.join(sorted(names))}")
         return cls(**d)
 
 
@@ -210,7 +212,8 @@ def fit(
     n = len(data[0])
     if n == 0:
         raise ValueError("cannot train on an empty dataset")
-    if optimizer is None and _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, after_epoch, augment):
+    if optimizer is None and _reaches_known_limit(model, loss_fn, cfg, extra, params, before_step, after_epoch,
+                                                  augment):
         model.sgd_limit(*data[:2])
         model.eval()
         with torch.no_grad():

@@ -59,7 +59,7 @@ def distillation_targets(x: torch.Tensor, is_forget: torch.Tensor, competent: nn
     return torch.where(is_forget[:, None], bad, good)
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # the distillation changes the model from lr 1e-4 (10 epochs; 1e-3 at 1 epoch) and breaks from 3e-3-0.1
 # (random 50%, 10 epochs, to class 0, 10 epochs): the space spans 1e-4..3e-2.
 @register_method("bad_teacher", hyper=Hyper,

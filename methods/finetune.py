@@ -33,7 +33,7 @@ class Hyper:
     lr: float = bounded(0.01, above=0)
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # predictions change from lr 0.01 (random 50%) to 0.1 (random 10%); lr 1.0 collapses: 0.01..0.5.
 @register_method("finetune", hyper=Hyper,
                  search_space={"epochs": IntRange(3, 15), "lr": LogUniform(0.01, 0.5)},

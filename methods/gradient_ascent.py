@@ -41,7 +41,7 @@ def ascent_loss(model, batch, extra_batch=None):
     return -supervised_loss(model, batch)
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # on the saturated original GA does nothing below lr 1e-3 (random 50%) / 1e-2 (class 0, random 10%) and
 # collapses or diverges from 3e-3 (random 50%, 10 epochs) / 0.03-0.1 (class 0): 1e-3..0.1.  Trial 0 (the
 # SalUn command's lr 1e-4) lies below the window, in the no-op region, and is still evaluated.

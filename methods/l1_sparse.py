@@ -62,7 +62,7 @@ def l1_norm(model) -> torch.Tensor:
     return sum(p.abs().sum() for p in model.parameters())
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # predictions change from lr 0.03 on every table and collapse at 1.0: 0.01..0.5.
 @register_method("l1_sparse", hyper=Hyper,
                  search_space={"lr": LogUniform(0.01, 0.5), "l1": LogUniform(5e-5, 5e-3)},

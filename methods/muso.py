@@ -35,8 +35,19 @@ import torch
 
 from ._api import Context, IntRange, LogUniform, bounded, register_method
 from ._linear import gram_solve, least_squares_limit, project_rows
-from ._muso import (CLASS_DEFAULTS, Relabeller, forget_outputs, head_weights, penultimate, ramp, ridge_at, ridge_projector,
-                    sample_subset, soft_targets, unlearn)
+from ._muso import (
+    CLASS_DEFAULTS,
+    Relabeller,
+    forget_outputs,
+    head_weights,
+    penultimate,
+    ramp,
+    ridge_at,
+    ridge_projector,
+    sample_subset,
+    soft_targets,
+    unlearn,
+)
 
 __all__ = ["Hyper", "forget_outputs", "head_weights", "optimal_labels", "optimal_labels_label_free", "penultimate",
            "relabel_weights", "ridge_at", "soft_targets"]
@@ -85,7 +96,7 @@ class Hyper:
     labels: str = bounded("label_free", choices=("label_free", "label_form"))   # which closed form relabels D_f
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # label-free MUSO changes predictions from lr 3e-4-3e-3 and breaks from 0.01-0.3; the label form from
 # 3e-5-1e-4, breaking from 3e-4 (random 50%, 8 epochs) to 0.1.  One space spans both (and the released
 # variants', methods/muso_released.py), so the four MUSO rows are tuned alike: 3e-5..0.1.

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from ._api import Context, bounded, register_method
 from ._muso import CLASS_DEFAULTS
-from .muso import SEARCH_SPACE
+from .muso import SEARCH_SPACE, muso
 from .muso import Hyper as MusoHyper
-from .muso import muso
 
 
 @dataclass

@@ -37,7 +37,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._api import Context, IntRange, LogUniform, bounded, register_method
-from ._muso import CLASS_DEFAULTS, Relabeller, released_projector, released_subset, ridge_projector, shifted_ramp, unlearn
+from ._muso import (
+    CLASS_DEFAULTS,
+    Relabeller,
+    released_projector,
+    released_subset,
+    ridge_projector,
+    shifted_ramp,
+    unlearn,
+)
 
 PROJECTORS = {"woodbury": released_projector, "ridge": ridge_projector}
 
@@ -57,7 +65,7 @@ class Hyper:
     precision: str = bounded("released", choices=("released", "exact"))   # float32 inverse chain | float64 solve
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # the float32 chain changes predictions from lr 3e-5-3e-4, the exact precision from 1e-3-3e-3; both break
 # from 3e-3-0.3: 3e-5..0.1, as methods/muso.py.
 SEARCH_SPACE = {"lr": LogUniform(3e-5, 0.1), "epochs": IntRange(2, 10), "eps_end": LogUniform(1e-6, 3e3)}

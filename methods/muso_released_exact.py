@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 from ._api import Context, bounded, register_method
 from ._muso import CLASS_DEFAULTS
-from .muso_released import SEARCH_SPACE
+from .muso_released import SEARCH_SPACE, muso_released
 from .muso_released import Hyper as ReleasedHyper
-from .muso_released import muso_released
 
 
 @dataclass

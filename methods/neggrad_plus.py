@@ -72,7 +72,7 @@ def neggrad_plus_loss(beta: float, start: list | None = None, prox_weight: float
     return loss
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # at β 0.95 predictions change from lr 0.03 (random 50%) / 0.1 (random 10%, class 0); class 0 goes from
 # no-op at 0.03 to collapse at 0.1, random forgetting collapses at 1.0: 0.01..0.5.
 @register_method("neggrad_plus", hyper=Hyper,
@@ -86,5 +86,6 @@ def neggrad_plus(ctx: Context, hp: Hyper):
                                    schedule="constant", warmup_epochs=0, grad_clip=hp.grad_clip)
     # no data augmentation: the notebooks build their loaders with augment=False
     start = [p.detach().clone() for p in ctx.model.parameters()]
-    fit(ctx.model, neggrad_plus_loss(hp.beta, start, hp.prox_weight), ctx.retain.tensors, cfg, ctx.generator, extra=ctx.forget.tensors)
+    loss = neggrad_plus_loss(hp.beta, start, hp.prox_weight)
+    fit(ctx.model, loss, ctx.retain.tensors, cfg, ctx.generator, extra=ctx.forget.tensors)
     return ctx.model

@@ -89,7 +89,7 @@ def reference_sgd(cfg: TrainConfig, epochs: int, lr: float) -> TrainConfig:
                        schedule="constant", warmup_epochs=0, grad_clip=0.0)
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # the model changes from lr 3e-5-1e-4 and collapses at 1.0; the best points lie at 3e-4..3e-2: 1e-4..0.3.
 @register_method("random_relabel", hyper=Hyper,
                  search_space={"epochs": IntRange(3, 15), "lr": LogUniform(1e-4, 0.3)},

@@ -51,7 +51,8 @@ from .random_relabel import LABEL_RULES, reference_sgd, relabelled_union
 class Hyper:
     epochs: int = bounded(10, low=1)
     lr: float = bounded(0.013, above=0)
-    mask_share: float = bounded(0.5, above=0, high=1)    # share of all parameters the mask keeps (top |gradient of the forget loss|)
+    # share of all parameters the mask keeps (top |gradient of the forget loss|)
+    mask_share: float = bounded(0.5, above=0, high=1)
     labels: str = bounded("uniform", choices=LABEL_RULES)   # forget labels, as random_relabel's
 
 
@@ -99,7 +100,7 @@ def masked_step(masks: dict[str, torch.Tensor], weight_decay: float):
     return hook
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # the model changes from lr 3e-5-1e-4 and collapses at 1.0 (class 0, random 50%); best 3e-3 (random 10%)
 # to 0.1 (class 0): 1e-4..0.3.
 @register_method("salun", hyper=Hyper,

@@ -119,7 +119,7 @@ def held_out_forget(ctx: Context) -> Split:
     return Split(ctx.val.x[same], ctx.val.y[same])
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # at max_epochs 2 SCRUB changes predictions from lr 3e-3 (random 50%) / 1e-2 (class 0) / 3e-2 (random 10%)
 # and collapses from 1e-2 (random 50%) / 0.1 (the others); with max_epochs 1, lr 0.1 forgets class 0 with
 # a 5-seed Gap of 0.10 (issue 18): 1e-3..0.3, trial 0 (the notebook's 5e-4) below it.

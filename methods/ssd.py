@@ -92,7 +92,7 @@ def dampen(model: nn.Module, global_importance: dict[str, torch.Tensor],
     return selected / max(total, 1)
 
 
-# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"): 
+# Window measured by scripts/tuning_windows.py (validation seed 100, digits MLP; docs/metrics.md, "Tuning"):
 # α ≤ 1 damps the same (largest) set and costs random forgetting 28-31 points of RA; class 0 is forgotten
 # (Gap 0.37) up to α 3 and left unchanged (a no-op) from α 10, random 10% from α 10: 1..30.
 @register_method("ssd", hyper=Hyper,

@@ -33,12 +33,11 @@ def knob(method: str) -> tuple[str, list[float]]:
 
 
 def probe(method: str, out: str, seed: int) -> list[dict]:
-    from unlearnbench.methods import get_method
-
     from unlearnbench.harness.protocol.config import Grid, expand
     from unlearnbench.harness.protocol.runner import Harness
     from unlearnbench.harness.protocol.threads import set_threads
     from unlearnbench.harness.tuning.tune import tables_of, trial_grid
+    from unlearnbench.methods import get_method
 
     set_threads(1)
     grid = dataclasses.replace(Grid(), out=out, tuned=False)

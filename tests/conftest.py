@@ -5,9 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch  # noqa: E402
 
 import unlearnbench.harness  # noqa: F401  (before torch: sets the OpenMP wait policy)
-import torch  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearnbench.datasets import cifar10 as C10, cifar100 as C100
+from unlearnbench.datasets import cifar10 as C10
+from unlearnbench.datasets import cifar100 as C100
 
 
 def _md5(path: Path) -> str:

@@ -2,7 +2,6 @@
 what is accepted, writing nothing: argparse's own errors, unknown choices,
 hyperparameters outside their declared bounds, training and executor options,
 results folders that do not exist, data that cannot hold the request."""
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,8 @@ CASES = [
     (["run", "--executor", "pbs"], "argument --executor: invalid choice: 'pbs' (choose from 'local', 'slurm')"),
     (["run", "--bogus"], "unrecognized arguments: --bogus (see unlearnbench run --help)"),
     (["list", "extra"], "unrecognized arguments: extra (see unlearnbench list --help)"),
-    (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate' (choose from 'run', 'reproduce', 'sweep', 'status',"),
+    (["frobnicate"],
+     "argument COMMAND: invalid choice: 'frobnicate' (choose from 'run', 'reproduce', 'sweep', 'status',"),
     (["sweep", "--time", "ten"], "argument --time: invalid int value: 'ten' (see unlearnbench sweep --help)"),
     (["tune"], "the following arguments are required: METHOD (see unlearnbench tune --help)"),
     (["tune", "finetune", "--trials", "many"], "argument --trials: invalid int value: 'many'"),

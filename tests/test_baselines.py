@@ -14,14 +14,22 @@ from torch.nn import functional as F
 
 from unlearnbench.datasets import load_dataset
 from unlearnbench.harness.models import InputSpec, build_model
-from unlearnbench.methods import (Context, Split, TrainConfig, cross_entropy, fit, get_method, list_methods,
-                                  supervised_loss)
+from unlearnbench.methods import (
+    Context,
+    Split,
+    TrainConfig,
+    cross_entropy,
+    fit,
+    get_method,
+    list_methods,
+    supervised_loss,
+)
 from unlearnbench.methods import bad_teacher as BT
 from unlearnbench.methods import finetune as FT
 from unlearnbench.methods import gradient_ascent as GA
+from unlearnbench.methods import l1_sparse as L1
 from unlearnbench.methods import neggrad_plus as NG
 from unlearnbench.methods import random_relabel as RL
-from unlearnbench.methods import l1_sparse as L1
 from unlearnbench.methods import salun as SU
 from unlearnbench.methods import scrub as SC
 from unlearnbench.methods import ssd as SSD
@@ -236,7 +244,8 @@ def test_salun_codes_methods_train_with_its_sgd_whatever_the_originals_optimiser
                           grad_clip=2.0)
     run(name, make_context(tiny, "random", train=train), epochs=2, lr=1e-3)
     (cfg,) = configs
-    assert (cfg.optimizer, cfg.momentum, cfg.schedule, cfg.warmup_epochs, cfg.grad_clip) == ("sgd", 0.9, "constant", 0, 0)
+    settings = (cfg.optimizer, cfg.momentum, cfg.schedule, cfg.warmup_epochs, cfg.grad_clip)
+    assert settings == ("sgd", 0.9, "constant", 0, 0)
     assert (cfg.epochs, cfg.lr, cfg.batch_size) == (2, 1e-3, train.batch_size)
     # SalUn folds the weight decay into the masked gradient instead (see its docstring)
     assert cfg.weight_decay == (0.0 if name == "salun" else 5e-4)

@@ -39,7 +39,8 @@ def test_help_does_not_import_torch():
     (["--method-arg", "finetune.learning_rate=1"], "unknown hyperparameter 'learning_rate' for method 'finetune'"),
     (["--method-arg", "finetune.lr=fast"], "finetune.lr='fast' is not a valid float"),
     (["--train-arg", "epochz=3"], "unknown training option(s) 'epochz'"),
-    (["--datasets", "fashion_mnist", "--data-root", "/nonexistent"], "Fashion-MNIST not found (looked in /nonexistent/FashionMNIST/raw"),
+    (["--datasets", "fashion_mnist", "--data-root", "/nonexistent"],
+     "Fashion-MNIST not found (looked in /nonexistent/FashionMNIST/raw"),
     (["--config", "/nonexistent.toml"], "config file '/nonexistent.toml' not found; shipped presets: default"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, needle):
@@ -136,7 +137,8 @@ def test_committed_results_cover_the_default_grid():
 def test_list_names_everything(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("original", "retrain", "finetune", "gradient_ascent", "random_relabel", "digits", "fashion_mnist", "mlp"):
+    for name in ("original", "retrain", "finetune", "gradient_ascent", "random_relabel", "digits", "fashion_mnist",
+                 "mlp"):
         assert name in out
 
 

@@ -61,8 +61,9 @@ def test_unknown_dataset_lists_accepted():
 def test_no_top_level_datasets_package_is_installed():
     """pyproject maps every package under `unlearnbench.`: nothing may shadow
     Hugging Face's `datasets` in a researcher's environment."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     cfg = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert all(p.startswith("unlearnbench.") for p in cfg["packages"])

@@ -2,9 +2,9 @@
 import pandas as pd
 import pytest
 
-from unlearnbench.harness.studies import exactness as E
 from unlearnbench.harness.cli import main
 from unlearnbench.harness.report.leaderboard import write_leaderboard
+from unlearnbench.harness.studies import exactness as E
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearnbench.harness.protocol.cache import read_entry
 from unlearnbench.harness.cli import main
-from unlearnbench.harness.errors import WRITE_FAILED
-from unlearnbench.harness.protocol.records import RecordStore
 from unlearnbench.harness.cluster.status import collect
+from unlearnbench.harness.errors import WRITE_FAILED
+from unlearnbench.harness.protocol.cache import read_entry
+from unlearnbench.harness.protocol.records import RecordStore
 from unlearnbench.methods import WriteError, append_line, remove_stale_temporaries, write_atomic
 
 GRID = ["--datasets", "digits", "--seeds", "0", "--scenarios", "random", "--ratios", "0.1",
@@ -324,8 +324,8 @@ def test_temporary_files_of_writers_that_are_gone_are_removed(tmp_path):
     host = socket.gethostname()
     gone = tmp_path / "runs" / f".a.json.abc123.{dead.pid}@{host}.tmp"
     live = tmp_path / "runs" / f".b.json.abc123.{os.getpid()}@{host}.tmp"
-    elsewhere_new = tmp_path / "cache" / f".c.pt.abc123.1@another-node.tmp"
-    elsewhere_old = tmp_path / "cache" / f".d.pt.abc123.1@another-node.tmp"
+    elsewhere_new = tmp_path / "cache" / ".c.pt.abc123.1@another-node.tmp"
+    elsewhere_old = tmp_path / "cache" / ".d.pt.abc123.1@another-node.tmp"
     for p in (gone, live, elsewhere_new, elsewhere_old):
         p.parent.mkdir(exist_ok=True)
         p.write_text("partial")
@@ -346,7 +346,8 @@ def test_a_failed_write_leaves_nothing_and_names_the_path(tmp_path, monkeypatch)
     log = tmp_path / "log.jsonl"
     monkeypatch.undo()
     append_line(log, '{"a": 1}\n')
-    monkeypatch.setattr(os, "write", Disk(tmp_path, free=5).write)     # 5 bytes of the next line fit, then the disk is full
+    # 5 bytes of the next line fit, then the disk is full
+    monkeypatch.setattr(os, "write", Disk(tmp_path, free=5).write)
     with pytest.raises(WriteError, match=f"cannot write {log}: No space left on device"):
         append_line(log, '{"b": 2}\n')
     assert log.read_text() == '{"a": 1}\n'                        # no line cut short

@@ -189,8 +189,8 @@ def test_a_bank_of_a_real_network_holds_the_challenge_codes_confidences():
     float32 logits, bit-identical to the challenge code on those logits."""
     from unlearnbench.datasets import load_dataset
     from unlearnbench.harness.metrics.evaluate import Outputs
-    from unlearnbench.harness.studies.forgetting_quality import Bank
     from unlearnbench.harness.models import InputSpec, build_model
+    from unlearnbench.harness.studies.forgetting_quality import Bank
     from unlearnbench.methods import TrainConfig, cross_entropy, fit
 
     ds = load_dataset("digits")

@@ -13,7 +13,6 @@ had written and the files it left; the test prints the list.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal
@@ -31,7 +30,8 @@ SEED = 14
 KILLS = 10
 GRID = ["--datasets", "digits", "--seeds", "0", "--scenarios", "random", "--ratios", "0.1",
         "--methods", "original,retrain,finetune,gradient_ascent,random_relabel", "--floor-retrains", "1",
-        "--train-arg", "epochs=10", "--no-tuned", "--cpus-per-task", "1", "--no-leaderboard"]   # registered defaults: the test must not depend on the shipped presets
+        # registered defaults: the test must not depend on the shipped presets
+        "--train-arg", "epochs=10", "--no-tuned", "--cpus-per-task", "1", "--no-leaderboard"]
 UPDATE = re.compile(r"\] (\d+)/(\d+) .* (\S+) (ok|\(done\)|failed|diverged)$")
 
 

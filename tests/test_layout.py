@@ -1,4 +1,5 @@
-"""The house rules: no file under harness/ or methods/ longer than 400 lines; a short README whose links (and docs/'s) resolve."""
+"""The house rules: no file under harness/ or methods/ longer than 400 lines; a short README whose
+links (and docs/'s) resolve."""
 import re
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def test_the_readme_links_every_docs_file():
 
 def test_the_link_check_can_fail(tmp_path):
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "a.md").write_text("[up](../README.md) [gone](../missing.md#x) [web](https://example.org) [here](#top)")
+    (tmp_path / "docs" / "a.md").write_text(
+        "[up](../README.md) [gone](../missing.md#x) [web](https://example.org) [here](#top)")
     (tmp_path / "README.md").write_text("[a](docs/a.md) [b](docs/b.md)")
     assert broken_links([tmp_path / "README.md", tmp_path / "docs" / "a.md"]) == ["README.md: docs/b.md",
                                                                                 "a.md: ../missing.md#x"]

@@ -63,7 +63,6 @@ def test_js_divergence_bounds_and_hand_value():
     assert js[0] == pytest.approx(math.log(2))      # disjoint supports: the maximum
     assert js[1] == pytest.approx(0.0)
     p2, q2 = np.array([[0.75, 0.25]]), np.array([[0.25, 0.75]])
-    m = np.array([0.5, 0.5])
     expected = 0.5 * (0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)) * 2
     assert M.js_divergence(p2, q2)[0] == pytest.approx(expected)
 

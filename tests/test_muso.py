@@ -12,12 +12,18 @@ from torch import nn
 from unlearnbench.datasets import load_dataset
 from unlearnbench.harness.metrics.definitions import param_distance
 from unlearnbench.harness.models import Classifier, InputSpec, build_model
-from unlearnbench.methods import Context, Split, TrainConfig, fit, get_method, supervised_loss
-from unlearnbench.methods import _muso, muso_released as released_module
-from unlearnbench.methods._linear import least_squares_limit, project_rows
+from unlearnbench.methods import Context, Split, TrainConfig, _muso, fit, get_method, supervised_loss
 from unlearnbench.methods import muso as muso_module
-from unlearnbench.methods.muso import (forget_outputs, head_weights, optimal_labels, optimal_labels_label_free,
-                                       penultimate, relabel_weights, ridge_at)
+from unlearnbench.methods._linear import least_squares_limit, project_rows
+from unlearnbench.methods.muso import (
+    forget_outputs,
+    head_weights,
+    optimal_labels,
+    optimal_labels_label_free,
+    penultimate,
+    relabel_weights,
+    ridge_at,
+)
 
 
 def rel_dist(a: nn.Module, b: nn.Module) -> float:
@@ -497,7 +503,8 @@ def test_label_form_equals_label_free_where_the_original_interpolates(head_only,
     captured = []
     real = _muso.Relabeller.targets
     monkeypatch.setattr(_muso.Relabeller, "targets",
-                        lambda self, net, xf, fpos: captured.append((fpos.clone(), real(self, net, xf, fpos))) or captured[-1][1])
+                        lambda self, net, xf, fpos:
+                        captured.append((fpos.clone(), real(self, net, xf, fpos))) or captured[-1][1])
     p = head_only
     for labels in ("label_free", "label_form"):
         info = get_method("muso")
@@ -506,7 +513,8 @@ def test_label_form_equals_label_free_where_the_original_interpolates(head_only,
     z_r, z_f = p["z"][:N_RETAIN], p["z"][N_RETAIN:]
     y_r = nn.functional.one_hot(p["y"][:N_RETAIN], 10).double()
     expected = optimal_labels(z_f, z_r, y_r, p["w0"])
-    assert torch.allclose(a.double(), expected[pos_a], atol=1e-6) and torch.allclose(b.double(), expected[pos_b], atol=1e-6)
+    assert torch.allclose(a.double(), expected[pos_a], atol=1e-6)
+    assert torch.allclose(b.double(), expected[pos_b], atol=1e-6)
 
 
 def test_label_form_differs_from_label_free_under_cross_entropy(ce_mlp):

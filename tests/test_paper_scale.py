@@ -4,16 +4,15 @@ and determinism settings, and ResNet-18 through the whole protocol."""
 import numpy as np
 import pytest
 import torch
+from data_formats import accept_checksums, write_cifar10, write_cifar100
 
 from unlearnbench.datasets import splits as S
-from unlearnbench.harness.protocol import augment as A
-from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.errors import UsageError
 from unlearnbench.harness.models import InputSpec, build_model
+from unlearnbench.harness.protocol import augment as A
+from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.protocol.runner import Harness
 from unlearnbench.harness.protocol.spec import RunSpec
-
-from data_formats import accept_checksums, write_cifar10, write_cifar100
 
 
 # ---- models ----------------------------------------------------------------
@@ -55,7 +54,8 @@ def test_crop_flip_is_a_padded_crop_and_flip_of_each_image():
     found = []
     for i in range(len(x)):
         matches = [(top, left, flip) for top in range(5) for left in range(5) for flip in (False, True)
-                   if torch.equal(out[i], (lambda c: c.flip(-1) if flip else c)(padded[i, :, top:top + 8, left:left + 8]))]
+                   if torch.equal(out[i], (lambda c: c.flip(-1) if flip else c)(
+                       padded[i, :, top:top + 8, left:left + 8]))]
         assert len(matches) == 1, i
         found.append(matches[0])
     assert {f[2] for f in found} == {False, True}                      # both flipped and unflipped images
@@ -208,5 +208,6 @@ def test_resnet18_two_steps_through_the_protocol(tmp_path, monkeypatch):
         assert np.isnan(m["mia_loss_cv"])    # 4 forget images: too few for its 10% cross-validation splits
     assert harness.reference_trainings == 2
     refs = harness.references(expand(grid)[0])
-    moved = [k for k, v in refs.theta0.items() if v.is_floating_point() and not torch.equal(v, refs.original.state_dict()[k])]
+    trained = refs.original.state_dict()
+    moved = [k for k, v in refs.theta0.items() if v.is_floating_point() and not torch.equal(v, trained[k])]
     assert "head.weight" in moved and "net.conv1.weight" in moved     # the two steps trained every layer

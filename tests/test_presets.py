@@ -26,7 +26,7 @@ def test_preset_dry_run_lists_its_runs(name, capsys):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_header_names_its_source(name):
-    header = "".join(l for l in resolve_config(name).read_text().splitlines(True) if l.startswith("#"))
+    header = "".join(line for line in resolve_config(name).read_text().splitlines(True) if line.startswith("#"))
     assert re.search(r"Source:", header), name
 
 
@@ -62,4 +62,5 @@ def test_fashion_mnist_preset_is_the_cpu_benchmark():
     assert {s.method for s in specs} == set(list_methods())              # every registered method
     assert {s.scenario.label for s in specs} == {"random 10%", "class 0"}  # class 0 = t-shirt/top
     assert {s.seed for s in specs} == {0, 1, 2}
-    assert {(s.dataset, s.model, s.train_subset, s.test_subset) for s in specs} == {("fashion_mnist", "cnn", 5000, 2000)}
+    subsets = {(s.dataset, s.model, s.train_subset, s.test_subset) for s in specs}
+    assert subsets == {("fashion_mnist", "cnn", 5000, 2000)}

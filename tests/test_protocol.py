@@ -30,11 +30,11 @@ def test_original_is_far_from_retrain_and_remembers(digits_grid):
 
 def test_retrain_shares_theta0_with_original(digits_grid):
     out, records, harness = digits_grid
-    from unlearnbench.harness.protocol.spec import RunSpec
+    from unlearnbench.harness.protocol.spec import RunSpec, derive_seed
 
     spec = RunSpec.from_config(records[("random 10%", "finetune")]["config"])
     refs = harness.references(spec)
-    init = harness.make_model(spec, __import__("unlearnbench.harness.protocol.spec", fromlist=["derive_seed"]).derive_seed(spec.seed, "init"))
+    init = harness.make_model(spec, derive_seed(spec.seed, "init"))
     for k, v in init.state_dict().items():
         assert torch.equal(v, refs.theta0[k])
     assert (out / "cache" / "original" / refs.original_key / "theta0.pt").exists()
@@ -76,8 +76,9 @@ class _Hyper:
 
 
 def _explode(ctx, hp):
-    from unlearnbench.methods import fit
     from torch.nn import functional as F
+
+    from unlearnbench.methods import fit
 
     cfg = ctx.train_config.replace(epochs=3, lr=hp.lr, weight_decay=0.0)
     fit(ctx.model, lambda m, b, e: -F.cross_entropy(m(b[0]), b[1]) * 1e6, ctx.forget.tensors, cfg, ctx.generator)
@@ -96,7 +97,8 @@ def test_diverging_method_is_recorded_and_the_sweep_goes_on(tmp_path, exploding_
     harness = Harness(out=tmp_path)
     statuses = {s.method: harness.run(s) for s in expand(grid)}
     assert statuses[exploding_method]["status"] == "diverged"
-    assert "not finite" in statuses[exploding_method]["message"] or "loss became" in statuses[exploding_method]["message"]
+    message = statuses[exploding_method]["message"]
+    assert "not finite" in message or "loss became" in message
     assert statuses["finetune"]["status"] == "ok"
     # a diverged record is final: the rerun skips it
     assert harness.store.is_done(statuses[exploding_method]["key"])
@@ -116,7 +118,6 @@ def test_method_that_modifies_the_original_fails_cleanly(tmp_path):
         recs = [harness.run(s) for s in expand(grid)]
         assert recs[0]["status"] == "failed" and "modified the original" in recs[0]["message"]
         assert recs[1]["status"] == "ok" and recs[1]["metrics"]["param_dist"] > 0   # original restored
-        spec = expand(grid)[1]
         assert not harness.store.is_done(recs[0]["key"])    # failed runs are retried
     finally:
         unregister_method("vandal_for_test")

@@ -3,20 +3,16 @@ that tell settings apart, M/N beside MUSO's rows, the random-Fourier-feature
 MLP, and the "MUSO's regime" section and figures — from tiny real runs and
 from synthetic records whose verdicts are known."""
 import json
-import math
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from unlearnbench.harness.report import leaderboard as L
-from unlearnbench.harness.cli import main
-from unlearnbench.harness.protocol.config import Grid, apply_mapping, expand, grid_from_args
-from unlearnbench.harness.cli import build_parser
+from unlearnbench.harness.cli import build_parser, main
 from unlearnbench.harness.errors import UsageError
 from unlearnbench.harness.models import InputSpec, build_model
+from unlearnbench.harness.protocol.config import Grid, apply_mapping, expand, grid_from_args
 from unlearnbench.harness.protocol.records import RecordStore
+from unlearnbench.harness.report import leaderboard as L
 
 SPEC = InputSpec((1, 8, 8), 10, 16.0, (0.3,), (0.38,))
 
@@ -171,8 +167,8 @@ def sweep_records():
         m = {"hidden": width}
         for seed in (0, 1):
             h = width + 1
-            out.append(record("original", seed, model_args=m, head_inputs=h, metrics={"param_dist": 2.0, "avg_gap": 5.0,
-                                                                                         "param_dist_floor_ratio": 3.0}))
+            out.append(record("original", seed, model_args=m, head_inputs=h,
+                              metrics={"param_dist": 2.0, "avg_gap": 5.0, "param_dist_floor_ratio": 3.0}))
             out.append(record("retrain", seed, model_args=m, head_inputs=h,
                               metrics={"param_dist": 0.0, "param_dist_rel": 0.0, "avg_gap": 0.0,
                                        "param_dist_floor_ratio": 1.0}))

@@ -9,8 +9,7 @@ from torch import nn
 
 from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.protocol.runner import Harness
-from unlearnbench.methods import TrainConfig, fit, register_method, unregister_method
-from unlearnbench.methods import auto_checkpoint
+from unlearnbench.methods import TrainConfig, auto_checkpoint, fit, register_method, unregister_method
 
 
 class Interrupt(BaseException):
@@ -163,7 +162,8 @@ def test_method_killed_mid_training_resumes_in_the_harness(tmp_path, interruptib
 # ---- reference models: a training killed after a checkpoint resumes in the next process --------------------
 
 def _crash_after(module, epochs: int, monkeypatch):
-    """Make ``module.fit`` (the original's or the retrain's training) die after ``epochs`` epochs, after its checkpoint."""
+    """Make ``module.fit`` (the original's or the retrain's training) die after ``epochs`` epochs,
+    after its checkpoint."""
     real_fit = module.fit
 
     def crashing_fit(*args, **kwargs):

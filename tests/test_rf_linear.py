@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from unlearnbench.datasets import load_dataset
-from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.models import InputSpec, build_model
+from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.protocol.runner import Harness
 from unlearnbench.methods import TrainConfig, fit, supervised_loss
 from unlearnbench.methods.gradient_ascent import ascent_loss

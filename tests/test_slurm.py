@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from unlearnbench.harness.cli import main
+from unlearnbench.harness.cluster.status import collect
 from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.protocol.records import RecordStore
-from unlearnbench.harness.cluster.status import collect
 
 pytestmark = pytest.mark.slurm
 
@@ -61,7 +61,8 @@ def cluster():
         pytest.skip(message)
     yield
     # leave nothing queued behind
-    jobs = subprocess.run(["squeue", "-h", "-n", "unlearnbench-references,unlearnbench-runs,unlearnbench-tune", "-o", "%A"],
+    names = "unlearnbench-references,unlearnbench-runs,unlearnbench-tune"
+    jobs = subprocess.run(["squeue", "-h", "-n", names, "-o", "%A"],
                           capture_output=True, text=True).stdout.split()
     if jobs:
         subprocess.run(["scancel", *jobs])
@@ -268,7 +269,8 @@ def test_tune_array_workers_complete_exactly_the_budget(cluster, tmp_path):
 
     out, presets = tmp_path / "out", tmp_path / "presets"
     presets.mkdir()
-    code, text = cli("tune", "ssd", "--scenarios", "random", "--ratios", "0.1", "--trials", "3", "--max-trials", "3", "--tune-seeds", "100",
+    code, text = cli("tune", "ssd", "--scenarios", "random", "--ratios", "0.1", "--trials", "3", "--max-trials", "3",
+                     "--tune-seeds", "100",
                      "--presets", presets, "--out", out, "--executor", "slurm", "--jobs", "2", "--cpus-per-task", "1",
                      "--time", "10", "--wait")
     assert code == 0, text
@@ -327,7 +329,7 @@ def test_node_down_in_the_reference_stage_requeues_the_task_and_loses_nothing(cl
     finally:   # (ReturnToService=2 may have brought it back already: then scontrol refuses, harmlessly)
         subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True, timeout=30)
         up_deadline = time.time() + 60
-        while not node_states().get(node, "").strip("*~#!%$@^-") in ("idle", "mix", "alloc"):
+        while node_states().get(node, "").strip("*~#!%$@^-") not in ("idle", "mix", "alloc"):
             assert time.time() < up_deadline, f"node {node} did not come back: {node_states()}"
             time.sleep(0.5)
     wait_until_ended(out, manifest)

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_slurm import cluster_problem
 
 pytestmark = pytest.mark.slurm

@@ -55,7 +55,9 @@ def test_protocol_splits_are_disjoint_and_saved(digits_grid):
     rec = records[("random 10%", "finetune")]
     saved = json.loads((out / rec["forget_indices"]).read_text())
     forget = np.array(saved["indices"])
-    data = harness.data(__import__("unlearnbench.harness.protocol.spec", fromlist=["RunSpec"]).RunSpec.from_config(rec["config"]))
+    from unlearnbench.harness.protocol.spec import RunSpec
+
+    data = harness.data(RunSpec.from_config(rec["config"]))
     assert len(np.intersect1d(forget, data.val)) == 0          # forget ⊂ training pool
     assert set(forget) <= set(data.pool.tolist())
     assert rec["sizes"]["forget"] == len(forget)

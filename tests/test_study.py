@@ -9,16 +9,16 @@ import sys
 import textwrap
 import time
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
-from unlearnbench.harness.tuning import search as St
 from unlearnbench.harness.errors import UsageError
 from unlearnbench.harness.protocol.spec import Scenario
+from unlearnbench.harness.tuning import search as St
 from unlearnbench.methods import Choice, IntRange, LogUniform, Uniform
 
-SPACE = {"lr": LogUniform(0.01, 0.3), "epochs": IntRange(3, 15), "share": Uniform(0.1, 1.0), "alpha": Choice(0.001, 0.5)}
+SPACE = {"lr": LogUniform(0.01, 0.3), "epochs": IntRange(3, 15), "share": Uniform(0.1, 1.0),
+         "alpha": Choice(0.001, 0.5)}
 DEFAULTS = {"lr": 0.1, "epochs": 10, "share": 0.5, "alpha": 0.001}
 
 

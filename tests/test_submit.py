@@ -19,7 +19,8 @@ from unlearnbench.methods import list_methods, unregister_method
 
 REPO = Path(__file__).resolve().parents[1]
 # One table (random 10%, seed 0) of the default protocol: small enough to run many submissions.
-TINY = 'datasets = ["digits"]\nmodels = ["mlp"]\nscenarios = ["random"]\nratios = [0.1]\nseeds = [0]\nmethods = ["all"]\n'
+TINY = ('datasets = ["digits"]\nmodels = ["mlp"]\nscenarios = ["random"]\nratios = [0.1]\nseeds = [0]\n'
+        'methods = ["all"]\n')
 
 METHOD_FILE = '''
 """Fine-tune the original on the retain set for a few epochs (a test submission)."""
@@ -82,7 +83,7 @@ def test_method_in_a_temporary_file_is_run_ranked_and_filed(bench, tmp_path, cap
     assert submit(bench, str(path), leaderboard=True) == 0
     out = capsys.readouterr().out
     registered = [m for m in list_methods() if m not in ("original", "retrain")]
-    assert f"digits · mlp · random 10%: tmp_file_method rank " in out and f" of {len(registered) + 1} by Avg. Gap" in out
+    assert "digits · mlp · random 10%: tmp_file_method rank " in out and f" of {len(registered) + 1} by Avg. Gap" in out
     assert any(line.startswith("→") and "tmp_file_method" in line for line in out.splitlines())
     assert "overall: tmp_file_method is #" in out
     results = bench / "results"
@@ -160,7 +161,8 @@ def test_broken_plugin_is_named(tmp_path):
     done = subprocess.run([sys.executable, "-m", "unlearnbench.harness.cli", "list"], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(site)}, timeout=300)
     assert done.returncode == 2
-    assert "method plugin (broken = 'broken_unlearn_plugin_missing' from broken-unlearn-plugin 0.1) failed to import: " \
+    assert "method plugin (broken = 'broken_unlearn_plugin_missing' from broken-unlearn-plugin 0.1) " \
+           "failed to import: " \
            "ModuleNotFoundError" in done.stderr
 
 
@@ -351,8 +353,8 @@ def _reports_progress(ctx, hp):
 def test_method_progress_reaches_the_progress_bar(bench):
     import io
 
-    from unlearnbench.harness.protocol.progress import Progress
     from unlearnbench.harness.protocol.config import Grid, expand
+    from unlearnbench.harness.protocol.progress import Progress
     from unlearnbench.harness.protocol.runner import Harness
     from unlearnbench.methods import register_method
 

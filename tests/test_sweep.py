@@ -10,11 +10,11 @@ from collections import Counter
 import pytest
 import torch
 
-from unlearnbench.harness.cluster import status as status_mod
 from unlearnbench.harness.cli import main
+from unlearnbench.harness.cluster import status as status_mod
+from unlearnbench.harness.cluster.slurm import Settings, SweepTask
 from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.protocol.records import RecordStore
-from unlearnbench.harness.cluster.slurm import Settings, SweepTask
 from unlearnbench.methods import register_method, unregister_method
 
 GRID = ["--datasets", "digits", "--seeds", "0", "--scenarios", "random,class", "--ratios", "0.1", "--classes", "0",

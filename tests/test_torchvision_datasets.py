@@ -5,10 +5,9 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from data_formats import accept_checksums, write_cifar10, write_cifar100, write_mnist, write_svhn
 
 from unlearnbench import datasets as D
-
-from data_formats import accept_checksums, write_cifar10, write_cifar100, write_mnist, write_svhn
 
 
 def test_cifar10_python_pickles(tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.errors import UsageError
+from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.protocol.runner import Harness
 from unlearnbench.methods import Context, TrainConfig, bounded, fit, get_method, register_method, unregister_method
 from unlearnbench.methods._api import UnknownMethod

@@ -8,10 +8,18 @@ import pytest
 from unlearnbench.harness.cli import main
 from unlearnbench.harness.protocol.config import Grid, expand
 from unlearnbench.harness.protocol.runner import Harness
-from unlearnbench.harness.tuning import tune as T
 from unlearnbench.harness.protocol.spec import SCENARIOS
-from unlearnbench.methods import (Choice, IntRange, LogUniform, get_method, list_methods, method_origin,
-                                  register_method, unregister_method)
+from unlearnbench.harness.tuning import tune as T
+from unlearnbench.methods import (
+    Choice,
+    IntRange,
+    LogUniform,
+    get_method,
+    list_methods,
+    method_origin,
+    register_method,
+    unregister_method,
+)
 
 
 def test_search_spaces_are_declared_next_to_the_methods():

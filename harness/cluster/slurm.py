@@ -45,9 +45,9 @@ from ..protocol.guard import lift_in_signal_handlers
 from ..protocol.records import RecordStore, environment, write_json_atomic
 from ..protocol.runner import Harness
 from ..protocol.spec import RunSpec, stable_hash
+from ..protocol.threads import set_threads
 from .plan import Plan
 from .status import collect
-from ..protocol.threads import set_threads
 
 STAGES = ("references", "runs")
 

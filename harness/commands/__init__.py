@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 
 # In the order `unlearnbench --help` lists them.
-MODULES = ("run", "reproduce", "sweep", "status", "forgetting_quality", "per_example", "tune", "list", "leaderboard", "exactness", "plot",
-           "submit")
+MODULES = ("run", "reproduce", "sweep", "status", "forgetting_quality", "per_example", "tune", "list", "leaderboard",
+           "exactness", "plot", "submit")
 
 
 def modules() -> list:

@@ -26,10 +26,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     import pandas as pd
 
-    from ..studies import exactness as E
-    from ..protocol.config import parse_list
     from ..errors import UsageError
+    from ..protocol.config import parse_list
     from ..protocol.threads import set_threads
+    from ..studies import exactness as E
 
     datasets = parse_list(args.datasets, str, "--datasets") if args.datasets else E.DEFAULT_TASKS
     ratios = parse_list(args.ratios, float, "--ratios") if args.ratios else E.DEFAULT_RATIOS

@@ -23,13 +23,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..protocol.config import expand, grid_from_args
     from ..errors import UsageError
-    from ..studies.forgetting_quality import ForgettingQuality, record_key, with_ceiling
-    from ..report.leaderboard import write_leaderboard
+    from ..protocol.config import expand, grid_from_args
     from ..protocol.progress import Progress
     from ..protocol.runner import Harness
     from ..protocol.threads import set_threads
+    from ..report.leaderboard import write_leaderboard
+    from ..studies.forgetting_quality import ForgettingQuality, record_key, with_ceiling
 
     if not args.config:   # this command's own defaults; a --config file sets its own
         for key, value in (("scenarios", "random"), ("ratios", "0.1"), ("seeds", "0")):

@@ -50,7 +50,8 @@ def add_location_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--data-root", dest="data_root", help="folder holding the dataset files")
     o.add_argument("--download", action="store_true", help="allow downloading datasets that support it")
     o.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    o.add_argument("--precision", help="auto (default: bf16, else fp16, autocast on CUDA; fp32 on CPU), fp32, bf16, fp16")
+    o.add_argument("--precision",
+                   help="auto (default: bf16, else fp16, autocast on CUDA; fp32 on CPU), fp32, bf16, fp16")
     o.add_argument("--deterministic", action="store_true",
                    help="deterministic algorithms only (reproducible on GPU, slower)")
 

@@ -35,7 +35,7 @@ def run(args) -> int:
             print(f"{s.key}  {s.describe()}")
         print(f"{len(specs)} runs")
         return 0
-    from ..protocol.progress import Progress   # the rest only when something may run: a dry run stays quick
+    from ..protocol.progress import Progress  # the rest only when something may run: a dry run stays quick
     from ..protocol.records import RecordStore
     from ..protocol.runner import Harness, remove_leftovers
     from ..protocol.threads import set_threads

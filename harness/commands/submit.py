@@ -31,10 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..protocol.progress import Progress
-    from ..report.publish import publish
     from ..community import comparison, load_submission, run_submission, unload_submission, write_community
+    from ..protocol.progress import Progress
     from ..protocol.threads import set_threads
+    from ..report.publish import publish
 
     submission = load_submission(args.source, args.method)
     set_threads()

@@ -34,10 +34,10 @@ def slurm_options(args):
 
 def run(args) -> int:
     from ..cluster import slurm as S
+    from ..cluster.plan import make_plan
+    from ..cluster.status import collect
     from ..protocol.config import expand, grid_from_args
     from ..report.publish import publish
-    from ..cluster.status import collect
-    from ..cluster.plan import make_plan
 
     options = slurm_options(args)
     grid = grid_from_args(args)

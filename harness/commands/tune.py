@@ -18,10 +18,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="budget: complete trials per method and table, trial 0 = the registered defaults (default 24)")
     p.add_argument("--max-trials", type=int, dest="max_trials", metavar="N",
                    help="a study whose best at the full budget beats its best at half the budget by more than the "
-                        "validation noise is extended by half the budget at a time, up to N trials (default 2 x --trials)")
+                        "validation noise is extended by half the budget at a time, up to N trials "
+                        "(default 2 x --trials)")
     p.add_argument("--tune-seeds", default="100,101", dest="tune_seeds",
                    help="seeds of the validation protocol, disjoint from the benchmark's (default 100,101)")
-    p.add_argument("--sampler-seed", type=int, default=0, dest="sampler_seed", help="seed of the TPE sampler (default 0)")
+    p.add_argument("--sampler-seed", type=int, default=0, dest="sampler_seed",
+                   help="seed of the TPE sampler (default 0)")
     p.add_argument("--storage", metavar="URL", help="Optuna RDB storage of the studies, an SQLAlchemy URL "
                                                     "(default: sqlite:///OUT/tuning/studies.db)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",

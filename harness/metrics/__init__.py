@@ -1,1 +1,2 @@
-"""Metric definitions (one MetricDef per column), the evaluation pass, statistics, the MIA noise floor and the challenge score."""
+"""Metric definitions (one MetricDef per column), the evaluation pass, statistics, the MIA noise
+floor and the challenge score."""

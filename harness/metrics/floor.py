@@ -22,9 +22,9 @@ import pandas as pd
 
 from unlearnbench.methods import UnknownMethod, get_method
 
+from ..protocol.records import RecordStore
 from . import definitions as M
 from .evaluate import Outputs, parameters_of
-from ..protocol.records import RecordStore
 
 VARIATIONS = ("order", "init")
 

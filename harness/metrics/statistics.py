@@ -46,7 +46,6 @@ function of the records.
 from __future__ import annotations
 
 import warnings
-from itertools import combinations
 
 import numpy as np
 from scipy import stats

@@ -5,10 +5,17 @@ is the penultimate representation, ``head`` the final ``nn.Linear``.  Each
 architecture is a module of this package that registers itself; importing
 the package imports them all, here, in one place.
 """
-from .base import Classifier, InputSpec, Normalize
-from .registry import (ModelInfo, build_model, check_model_arguments, get_model, list_models, model_arguments,
-                       register_model)
 from . import convnets, mlp, rf_linear  # noqa: E402,F401  (register cnn, resnet18, mlp, rf_linear)
+from .base import Classifier, InputSpec, Normalize
+from .registry import (
+                       ModelInfo,
+                       build_model,
+                       check_model_arguments,
+                       get_model,
+                       list_models,
+                       model_arguments,
+                       register_model,
+)
 
 __all__ = ["Classifier", "InputSpec", "ModelInfo", "Normalize", "build_model", "check_model_arguments", "get_model",
            "list_models", "model_arguments", "register_model"]

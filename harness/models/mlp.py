@@ -71,7 +71,8 @@ def mlp(spec: InputSpec, hidden=(128, 128), activation="relu", bandwidth=None) -
         raise ValueError(f"activation={activation!r}; accepted: {', '.join(ACTIVATIONS)}")
     if activation == "cos":
         if len(widths) != 1:
-            raise ValueError(f"activation='cos' (random Fourier features) needs one hidden layer, got hidden={hidden!r}")
+            raise ValueError("activation='cos' (random Fourier features) needs one hidden layer, "
+                             f"got hidden={hidden!r}")
         if bandwidth is None or not float(bandwidth) > 0:
             raise ValueError(f"activation='cos' needs a bandwidth > 0, got bandwidth={bandwidth!r}")
     elif bandwidth is not None:

@@ -1,1 +1,2 @@
-"""One run's protocol: config and spec, data splits, reference models and their cache, the guarded method call, the run loop and its records."""
+"""One run's protocol: config and spec, data splits, reference models and their cache, the guarded
+method call, the run loop and its records."""

@@ -20,9 +20,9 @@ from unlearnbench.methods import TrainConfig, UnknownMethod, coerce, get_method,
 
 from ..errors import UsageError
 from ..models import check_model_arguments, get_model
+from ..tomlio import tomllib
 from ..tuning.presets import tuned_values
 from .spec import SCENARIOS, RunSpec, Scenario
-from ..tomlio import tomllib
 
 DEFAULT_SEEDS = tuple(range(10))
 

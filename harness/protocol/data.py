@@ -17,8 +17,8 @@ from unlearnbench.datasets import splits as S
 from unlearnbench.methods import Split
 
 from ..errors import UsageError
-from .guard import recording_data_files
 from ..models import InputSpec
+from .guard import recording_data_files
 from .records import write_json_atomic
 from .spec import RunSpec, derive_seed, stable_hash
 
@@ -143,7 +143,8 @@ class DataStore:
             else:
                 raise UsageError(f"unknown scenario {sc.kind!r}")
             idx = data.pool[rel]
-            rel_path = f"splits/{spec.dataset}-{sc.label.replace(' ', '-').replace('%', 'pct')}-seed{spec.seed}-{key[:8]}.json"
+            label = sc.label.replace(" ", "-").replace("%", "pct")
+            rel_path = f"splits/{spec.dataset}-{label}-seed{spec.seed}-{key[:8]}.json"
             path = self.out / rel_path
             payload = {**ident, "n_forget": int(len(idx)), "n_pool": int(len(data.pool)),
                        "indices": [int(i) for i in idx]}

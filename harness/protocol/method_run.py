@@ -14,14 +14,21 @@ import torch
 
 from unlearnbench.methods import Context, Diverged, Split, WriteError, get_method
 
-from .augment import get_augmentation
 from ..errors import InvalidResult, UsageError
-from ..metrics.evaluate import (EVAL_SPLITS, Outputs, RetrainReference, compare_metrics, flags, parameters_of,
-                                standalone_metrics)
-from ..metrics.floor import floor_ratio_of
-from .guard import method_guard
 from ..metrics.definitions import param_distance
+from ..metrics.evaluate import (
+    EVAL_SPLITS,
+    Outputs,
+    RetrainReference,
+    compare_metrics,
+    flags,
+    parameters_of,
+    standalone_metrics,
+)
+from ..metrics.floor import floor_ratio_of
 from ..models import build_model
+from .augment import get_augmentation
+from .guard import method_guard
 from .records import RecordStore
 from .spec import RunSpec, derive_seed
 

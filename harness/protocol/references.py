@@ -15,11 +15,11 @@ import torch
 from unlearnbench.methods import auto_checkpoint, fit, supervised_loss
 from unlearnbench.methods.retrain import retrain as retrain_method
 
+from ..models import build_model
 from .augment import get_augmentation
 from .cache import CHECKPOINTS, MODEL, ModelCache
 from .data import DataStore
 from .method_run import make_context
-from ..models import build_model
 from .spec import RunSpec, derive_seed, stable_hash
 
 VARY = ("order", "init")

@@ -26,12 +26,12 @@ import torch
 from unlearnbench import datasets as D
 from unlearnbench.methods import Context, Split, auto_checkpoint, remove_stale_temporaries
 
+from ..metrics.evaluate import Outputs, RetrainReference, parameters_of, standalone_metrics
+from ..metrics.floor import noise_floor
 from . import method_run as MR
 from .cache import ModelCache
 from .data import DataStore, ProtocolData, check_subsets
 from .device import configure_backends, precision_name, resolve_device, resolve_precision
-from ..metrics.evaluate import Outputs, RetrainReference, parameters_of, standalone_metrics
-from ..metrics.floor import noise_floor
 from .locks import file_lock
 from .records import RecordStore, environment
 from .references import ReferenceModels, References

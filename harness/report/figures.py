@@ -26,12 +26,12 @@ import pandas as pd
 
 from unlearnbench.methods import write_atomic
 
-from .tables import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
+from ..metrics.definitions import DEFINITIONS
 from .figure_plan import DISTANCE_METRICS, FIGURES_DIR, FigurePlan, plan_figures, ratio_metrics
 from .friedman import CD_FIGURE
 from .leaderboard import load_summary, method_label, method_runs, table_label
 from .ranking import friedman_over_blocks
-from ..metrics.definitions import DEFINITIONS
+from .tables import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
 
 REFERENCE_STYLE = {"original": dict(color="0.55", marker="X"), "retrain": dict(color="black", marker="*")}
 PANEL_COLUMNS = 3          # per-table figures
@@ -122,8 +122,8 @@ def _scatter(ax, rows: pd.DataFrame, x: str, y: str, style: Styles) -> None:
                     ecolor=style.colour[r["label"]], capsize=3, elinewidth=1.1, zorder=1)
     labels = list(rows["label"])
     sns.scatterplot(data=rows, x=f"{x}_mean", y=f"{y}_mean", hue="label", style="label", size="label",
-                    palette={l: style.colour[l] for l in labels}, markers={l: style.marker[l] for l in labels},
-                    sizes={l: 260 if l == "retrain" else 70 for l in labels}, ax=ax, legend=False, zorder=2)
+                    palette={m: style.colour[m] for m in labels}, markers={m: style.marker[m] for m in labels},
+                    sizes={m: 260 if m == "retrain" else 70 for m in labels}, ax=ax, legend=False, zorder=2)
 
 
 def _log_axis(ax, which: str, values) -> None:
@@ -172,7 +172,7 @@ def _draw_param_dist(rows: pd.DataFrame, style: Styles, legend: list[str]):
     for ax, (title, table) in zip(axes, tables):
         table = table[table["method"] != "retrain"].sort_values("param_dist_mean")
         sns.barplot(data=table, y="label", x="param_dist_mean", hue="label", ax=ax, legend=False, orient="h",
-                    palette={l: style.colour[l] for l in table["label"]})
+                    palette={m: style.colour[m] for m in table["label"]})
         ax.errorbar(table["param_dist_mean"], np.arange(len(table)), xerr=table["param_dist_std"], fmt="none",
                     ecolor="black", capsize=3, elinewidth=1.1)
         ax.set(title=title, xlabel=f"L2 distance to Retrain, {DEFINITIONS['param_dist'].column}", ylabel="")
@@ -238,8 +238,8 @@ def _draw_regime_gap(rows, style, legend, dataset, model):
     return _regime_panels(rows, style, legend, dataset, model, ("avg_gap",))
 
 
-DRAW = {"regime_distance": _draw_regime_distance, "regime_gap": _draw_regime_gap, "tradeoff": _draw_tradeoff, "gap_time": _draw_gap_time, "param_dist": _draw_param_dist,
-        "ratio": _draw_ratio}
+DRAW = {"regime_distance": _draw_regime_distance, "regime_gap": _draw_regime_gap, "tradeoff": _draw_tradeoff,
+        "gap_time": _draw_gap_time, "param_dist": _draw_param_dist, "ratio": _draw_ratio}
 
 
 def _draw_critical_difference(df: pd.DataFrame):
@@ -306,7 +306,7 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
         written.append((path, None, 1))
     keep = {plan.name for plan in plans} | ({CD_FIGURE} if cd is not None else set())
     for stale in folder.glob("*.png"):
-        if stale.name not in keep and stale.name.startswith(("tradeoff_", "gap_vs_time", "param_dist", "metrics_vs_ratio_",
-                                                                   "regime_", "critical_difference")):
+        ours = ("tradeoff_", "gap_vs_time", "param_dist", "metrics_vs_ratio_", "regime_", "critical_difference")
+        if stale.name not in keep and stale.name.startswith(ours):
             stale.unlink()
     return written

@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .tables import FLAGS, METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
-from .figure_plan import figure_link, plan_figures
-from . import ranking as R
-from .friedman import friedman_markdown
 from ..metrics import definitions as M
 from ..metrics.definitions import DEFINITIONS
-from ..protocol.records import RecordStore, write_text_atomic
 from ..metrics.statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_interval
+from ..protocol.records import RecordStore, write_text_atomic
+from . import ranking as R
+from .figure_plan import figure_link, plan_figures
 from .frame import records_frame
+from .friedman import friedman_markdown
+from .tables import FLAGS, METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
 
 REGENERATE = "unlearnbench leaderboard"
 RANK_METRIC = "avg_gap"       # the overall ranking: mean rank by Avg. Gap across tables
@@ -37,10 +37,12 @@ COMMUNITY = "community"       # submissions' folders, beside the leaderboard
 # Extra sections appended by other commands' renderers: (title, "module:function"),
 # each function takes the results folder and returns markdown or None.
 SECTIONS: list[tuple[str, str]] = [
-    ("MUSO's regime: where exact unlearning holds in networks", "unlearnbench.harness.studies.regime:leaderboard_section"),
+    ("MUSO's regime: where exact unlearning holds in networks",
+     "unlearnbench.harness.studies.regime:leaderboard_section"),
     ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.studies.exactness:leaderboard_section"),
     ("Loss-attack MIA and the retrain noise floor", "unlearnbench.harness.metrics.floor:leaderboard_section"),
-    ("Forgetting quality (NeurIPS 2023 challenge metric)", "unlearnbench.harness.studies.forgetting_quality:leaderboard_section"),
+    ("Forgetting quality (NeurIPS 2023 challenge metric)",
+     "unlearnbench.harness.studies.forgetting_quality:leaderboard_section"),
     ("Per-example evidence", "unlearnbench.harness.report.per_example:leaderboard_section"),
     ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning.report:leaderboard_section"),
 ]
@@ -192,7 +194,8 @@ def side_by_side_markdown(summary: pd.DataFrame) -> str:
     the order of the Avg. Gap ranking."""
     rankings = {m: overall_ranking(summary, m) for m in R.RANKED}
     order = rankings[RANK_METRIC]
-    lines = ["| method | " + " | ".join(DEFINITIONS[m].column for m in R.RANKED) + " |", "|" + "---|" * (1 + len(R.RANKED))]
+    lines = ["| method | " + " | ".join(DEFINITIONS[m].column for m in R.RANKED) + " |",
+             "|" + "---|" * (1 + len(R.RANKED))]
     for _, row in order.iterrows():
         cells = []
         for m in R.RANKED:
@@ -268,7 +271,8 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
     if not df.empty and "status" in df:
         statuses = ", ".join(f"{n} {k}" for k, n in df["status"].value_counts().sort_index().items())
         scenarios = list(dict.fromkeys(scenario_label(r) for _, r in summary.iterrows())) if not summary.empty else []
-        methods = [m for m in REFERENCE_ORDER if m in set(df["method"])] + sorted(set(df["method"]) - set(REFERENCE_ORDER))
+        ran = set(df["method"])
+        methods = [m for m in REFERENCE_ORDER if m in ran] + sorted(ran - set(REFERENCE_ORDER))
         parts += [
             f"**What was run.** {len(df)} runs ({statuses}): datasets {_listing(sorted(set(df['dataset'])))}; "
             f"models {_listing(sorted(set(df['model'])))}; scenarios {_listing(scenarios)}; "
@@ -291,7 +295,8 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
         "k(k − 1)/2 (Demšar, JMLR 2006).  Each table states its *detectable Avg. Gap difference*: the smallest "
         "difference from the best that the strictest of those tests (one-sided, α/(k − 1)) finds with 80% "
         "power at the table's spread (the median standard deviation of the paired differences with the "
-        "control); two methods closer than that may share a rank although they differ.  A **bold** value is the best mean of its column among the "
+        "control); two methods closer than that may share a rank although they differ.  A **bold** value is the "
+        "best mean of its column among the "
         "methods, by the metric's direction below: nearest to Retrain's value for the \"closer to Retrain\" "
         "metrics, else the highest or lowest.  A row marked *no-op k/n* left the Original unchanged in k of its "
         f"n seeds (relative parameter distance to the Original below {M.NOOP_REL_DIST:g}, or the Original's very "

@@ -30,7 +30,8 @@ def _groups(out) -> dict:
         if r.get("metric") != "per_example" or r.get("status") != "ok" or r["config"].get("model_args"):
             continue
         c = r["config"]
-        groups.setdefault((c["dataset"], c["model"], _label(c["scenario"]), c["seed"], r["shadows"]), {})[c["method"]] = r
+        group = (c["dataset"], c["model"], _label(c["scenario"]), c["seed"], r["shadows"])
+        groups.setdefault(group, {})[c["method"]] = r
     return groups
 
 

@@ -11,7 +11,6 @@ from .leaderboard import write_leaderboard
 def publish(out, leaderboard=None, figures: bool = True) -> None:
     """Regenerate summary.csv, leaderboard.md and (unless told not to) the figures."""
     from ..tuning.report import write_figure
-
     from .per_example import write_figure as per_example_figure
 
     tuning = write_figure(out) if figures else None     # before the board, which links it

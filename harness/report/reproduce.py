@@ -89,7 +89,8 @@ def environment_note(committed_records: list[dict], rerun_records: list[dict]) -
     from ..protocol.records import REPRODUCIBILITY_KEYS
 
     def values(records):
-        return {k: sorted({str(r.get("env", {}).get(k, "not recorded")) for r in records}) for k in REPRODUCIBILITY_KEYS}
+        return {k: sorted({str(r.get("env", {}).get(k, "not recorded")) for r in records})
+                for k in REPRODUCIBILITY_KEYS}
 
     old, new = values(committed_records), values(rerun_records)
     differ = [f"{k} ({', '.join(old[k])} vs {', '.join(new[k])})" for k in REPRODUCIBILITY_KEYS if old[k] != new[k]]
@@ -110,8 +111,9 @@ def identical_share(committed_records: list[dict], rerun_records: list[dict], me
             continue
         total += 1
         a, b = c.get("metrics", {}), r.get("metrics", {})
-        same += all(a.get(k) == b.get(k) or (isinstance(a.get(k), float) and isinstance(b.get(k), float)
-                                              and math.isnan(a[k]) and math.isnan(b[k])) for k in (set(a) | set(b)) - set(TIMING))
+        both_nan = lambda k: isinstance(a.get(k), float) and isinstance(b.get(k), float) and \
+            math.isnan(a[k]) and math.isnan(b[k])
+        same += all(a.get(k) == b.get(k) or both_nan(k) for k in (set(a) | set(b)) - set(TIMING))
     return same, total
 
 

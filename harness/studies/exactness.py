@@ -25,6 +25,12 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import InputSpec
 
 TASKS = {
     "digits": "scikit-learn digits, all 10 classes, one-hot targets (1,348 train / 449 test)",
@@ -110,8 +116,7 @@ def run_config(task: Task, ratios, seed: int, features: int, sigma: float | None
     import torch
 
     from unlearnbench.datasets.splits import random_forget
-    from unlearnbench.methods import Context, get_method
-    from unlearnbench.methods import fit, supervised_loss
+    from unlearnbench.methods import Context, fit, get_method, supervised_loss
     from unlearnbench.methods.muso import optimal_labels, optimal_labels_label_free
 
     from ..metrics import definitions as M
@@ -339,8 +344,9 @@ def leaderboard_section(out) -> str | None:
         "(max for MUSO); TA / FA in %, mean over seeds and forget ratios. "
         f"Reproduce with `unlearnbench exactness` (writes `{Path(out).as_posix()}/exactness.csv`).", "",
     ] + verdict(df) + [""]
-    cells = sorted({(r.dataset, r.forget_ratio) for r in df.itertuples()}, key=lambda c: (list(TASKS).index(c[0])
-                                                                                         if c[0] in TASKS else 99, c[1]))
+    order = list(TASKS)
+    cells = sorted({(r.dataset, r.forget_ratio) for r in df.itertuples()},
+                   key=lambda c: (order.index(c[0]) if c[0] in TASKS else 99, c[1]))
     header = ["method"] + [f"{d} {ratio * 100:g}%" for d, ratio in cells] + \
         [f"{d} TA / FA" for d in dict.fromkeys(d for d, _ in cells)]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -359,7 +365,8 @@ def leaderboard_section(out) -> str | None:
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     labels = ", ".join(f"{d}: σ = {df[df['dataset'] == d]['sigma'].iloc[0]:.3g}, "
-                       f"cond(ZZᵀ) ≤ {df[df['dataset'] == d]['kernel_cond'].max():.1e}" for d in dict.fromkeys(df["dataset"]))
+                       f"cond(ZZᵀ) ≤ {df[df['dataset'] == d]['kernel_cond'].max():.1e}"
+                       for d in dict.fromkeys(df["dataset"]))
     lines.append(f"Kernels: {labels}. Label form and label-free form of MUSO's labels agree to "
                  f"{df['label_forms_rel_diff'].max():.1e} (relative). FT and GA stay at the Original: at the "
                  "limit of SGD the Original interpolates every training target, so the squared loss on D_r (FT) "

@@ -31,11 +31,11 @@ import numpy as np
 
 from ..metrics import challenge as FS
 from ..metrics import definitions as M
-from ..report.tables import variant_label
 from ..metrics.evaluate import Outputs
 from ..protocol.method_run import recorded
 from ..protocol.records import RecordStore, environment
 from ..protocol.spec import stable_hash
+from ..report.tables import variant_label
 
 SCHEMA = 1
 DEFAULT_NUM_MODELS = 32
@@ -54,7 +54,8 @@ class Bank:
 
     def add(self, out: Outputs, seconds: float) -> None:
         p, y = out.probs, out.labels
-        self.confs.append(FS.logit_scaled_confidence(out.logits["forget"], y["forget"]))   # from logits, as the challenge
+        # from logits, as the challenge
+        self.confs.append(FS.logit_scaled_confidence(out.logits["forget"], y["forget"]))
         self.retain_acc.append(M.accuracy(p["retain"], y["retain"]))
         self.test_acc.append(M.accuracy(p["test"], y["test"]))
         self.forget_acc.append(M.accuracy(p["forget"], y["forget"]))

@@ -178,7 +178,8 @@ class PerExample:
         def train_original():
             model = h.make_model(spec, derive_seed(spec.seed, "shadow", k, "init"))
             theta0 = {n: v.clone() for n, v in model.state_dict().items()}
-            members = torch.cat([split["retain"].x, split["forget"].x]), torch.cat([split["retain"].y, split["forget"].y])
+            members = (torch.cat([split["retain"].x, split["forget"].x]),
+                       torch.cat([split["retain"].y, split["forget"].y]))
             t0 = time.perf_counter()
             fit(model, supervised_loss, members, spec.train, order(), augment=get_augmentation(data.ds.augment))
             return {MODEL: model.state_dict(), THETA0: theta0}, time.perf_counter() - t0, 0

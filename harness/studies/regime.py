@@ -24,11 +24,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..report.tables import REFERENCE_ORDER, TABLE_KEYS, natural_key, scenario_label, setting_label, sweep_series, table_label
-from ..report.figure_plan import FIGURE_KINDS, figure_link, figure_name
-from ..report.ranking import rank_column, tied_rank_frame
 from ..protocol.records import RecordStore
+from ..report.figure_plan import FIGURE_KINDS, figure_link, figure_name
 from ..report.frame import records_frame
+from ..report.ranking import rank_column, tied_rank_frame
+from ..report.tables import (
+    REFERENCE_ORDER,
+    TABLE_KEYS,
+    natural_key,
+    scenario_label,
+    setting_label,
+    sweep_series,
+    table_label,
+)
 
 REGIME_DIR = "regime"            # the study's results folder, inside the main one
 MUSO_METHODS = ("muso", "muso_released")
@@ -135,7 +143,8 @@ def bridge_markdown(study: pd.DataFrame) -> list[str]:
              "| setting | scenario | M/N | method | ‖θo−θr‖/‖θ−θr‖ | target | next best method | retrain spread "
              "| TA original / retrain | seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for _, rows in head.groupby("table", sort=False):
-        others = rows[~rows["method"].isin(list(REFERENCE_ORDER) + list(MUSO_METHODS)) & rows["dist_ratio_mean"].notna()]
+        named = list(REFERENCE_ORDER) + list(MUSO_METHODS)
+        others = rows[~rows["method"].isin(named) & rows["dist_ratio_mean"].notna()]
         best = others.loc[others["dist_ratio_mean"].idxmax()] if not others.empty else None
         ref = {m: rows[rows["method"] == m] for m in REFERENCE_ORDER}
         ta = " / ".join(_num(g["test_acc_mean"].iloc[0]) if not g.empty else "—" for g in ref.values())

@@ -1,1 +1,2 @@
-"""Equal-budget hyperparameter search: the Optuna study, the tune command's driver, the shipped presets and the tuning report."""
+"""Equal-budget hyperparameter search: the Optuna study, the tune command's driver, the shipped
+presets and the tuning report."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .search import startup_trials
-from .presets import presets_dir
 from ..tomlio import tomllib
+from .presets import presets_dir
+from .search import startup_trials
 from .tune import DEFAULT_SEEDS, DEFAULT_TRIALS, describe_space
 
 

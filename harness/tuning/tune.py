@@ -34,9 +34,9 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..protocol.locks import file_lock
-from .presets import preset_path, presets_dir
 from ..protocol.records import write_text_atomic
 from ..tomlio import dumps, tomllib
+from .presets import preset_path, presets_dir
 
 DEFAULT_TRIALS = 24
 DEFAULT_SEEDS = (100, 101)
@@ -220,8 +220,8 @@ class TuneWorker:
 
     def __call__(self) -> list[str]:
         from ..protocol.runner import Harness
-        from .search import POLL_S, open_storage, optimize
         from ..protocol.threads import set_threads
+        from .search import POLL_S, open_storage, optimize
 
         set_threads(self.threads)
         prefix = f"[worker {self.worker}] " if self.worker else ""
@@ -322,9 +322,9 @@ def tunable_methods(names: str) -> list[str]:
 
 def command(args) -> int:
     """``unlearnbench tune METHOD[,METHOD...]|all``."""
+    from ..cluster.slurm import SlurmOptions, check_data
     from ..protocol.config import grid_from_args, parse_list
     from .search import counts, load, open_storage, prepare
-    from ..cluster.slurm import SlurmOptions, check_data
 
     methods = tunable_methods(args.tune_methods)
     for option, value in (("--trials", args.trials), ("--jobs", args.jobs), ("--max-trials", args.max_trials or 1)):
