@@ -74,6 +74,7 @@ def test_config_file_and_overrides(tmp_path, capsys):
     assert "random 20% seed=7 finetune" in out and out.strip().endswith("1 runs")
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_redoing_work(tmp_path):
     """SIGKILL a real `unlearnbench run` half-way, rerun it, and check that
     the finished records were kept untouched and nothing is duplicated."""

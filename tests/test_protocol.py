@@ -123,6 +123,7 @@ def test_method_that_modifies_the_original_fails_cleanly(tmp_path):
         unregister_method("vandal_for_test")
 
 
+@pytest.mark.slow
 def test_reference_models_are_trained_once_per_group(tmp_path):
     grid = Grid(seeds=[0], scenarios=["random", "class"], ratios=[0.1],
                 methods=["original", "retrain", "finetune", "random_relabel"])

@@ -78,6 +78,7 @@ def write_method(folder: Path, name: str, filename: str = None) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_method_in_a_temporary_file_is_run_ranked_and_filed(bench, tmp_path, capsys, monkeypatch):
     path = write_method(tmp_path, "tmp_file_method")
     assert submit(bench, str(path), leaderboard=True) == 0
