@@ -111,7 +111,7 @@ def _legend(fig, style: Styles, labels: list[str]) -> None:
 def _tables(summary: pd.DataFrame):
     for _, rows in summary.groupby(TABLE_KEYS, dropna=False, sort=False):
         # a panel is ~3.4 in wide: the subset goes on a second line so neighbouring titles never overlap
-        yield table_label(rows.iloc[0]).replace(" · subset: ", "\nsubset: "), rows
+        yield table_label(rows.iloc[0], subset_sep="\n"), rows
 
 
 def _scatter(ax, rows: pd.DataFrame, x: str, y: str, style: Styles) -> None:

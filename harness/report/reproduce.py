@@ -100,6 +100,11 @@ def environment_note(committed_records: list[dict], rerun_records: list[dict]) -
         "): runs should be bit-identical"
 
 
+def _same_value(x, y) -> bool:
+    """Equal, counting two NaNs as equal (a metric undefined in both runs)."""
+    return x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+
+
 def identical_share(committed_records: list[dict], rerun_records: list[dict], metric: str = METRIC) -> tuple[int, int]:
     """(records of the rerun whose metrics, timings aside, equal the committed
     record of the same key exactly, records compared)."""
@@ -111,9 +116,7 @@ def identical_share(committed_records: list[dict], rerun_records: list[dict], me
             continue
         total += 1
         a, b = c.get("metrics", {}), r.get("metrics", {})
-        both_nan = lambda k: isinstance(a.get(k), float) and isinstance(b.get(k), float) and \
-            math.isnan(a[k]) and math.isnan(b[k])
-        same += all(a.get(k) == b.get(k) or both_nan(k) for k in (set(a) | set(b)) - set(TIMING))
+        same += all(_same_value(a.get(k), b.get(k)) for k in (set(a) | set(b)) - set(TIMING))
     return same, total
 
 

@@ -72,11 +72,12 @@ def setting_label(row) -> str:
     return " · ".join(parts)
 
 
-def table_label(row) -> str:
+def table_label(row, subset_sep: str = " · ") -> str:
+    """``setting · scenario · subset: …``; ``subset_sep`` puts the subset elsewhere (a figure: a second line)."""
     subsets = [f"{int(row[k]):,} {k.split('_')[0]}" for k in ("train_subset", "test_subset")
                if k in row and not pd.isna(row[k])]
     return (f"{setting_label(row)} · {scenario_label(row)}"
-            + (f" · subset: {', '.join(subsets)}" if subsets else ""))
+            + (f"{subset_sep}subset: {', '.join(subsets)}" if subsets else ""))
 
 
 def natural_key(text: str) -> str:
