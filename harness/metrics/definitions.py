@@ -12,9 +12,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+FORMATS = ("fixed1", "fixed2", "sig3", "speedup", "steps")   # how report.format prints a value
+
 
 class MetricDef(NamedTuple):
-    """A metric's definition, as the leaderboard prints it, and how it is judged."""
+    """Everything the suite knows about a metric, in one place: its definition,
+    how it is judged, its unit, where it appears and how it is printed.  The
+    leaderboard's columns, summary.csv, the figures' metric lists and
+    docs/metrics.md's table are generated from these fields (``metric_names``,
+    ``docs_table``); adding a metric is its entry here plus its computation."""
 
     column: str                     # the short column label (RA, FA, ...)
     text: str                       # the definition
@@ -22,111 +28,118 @@ class MetricDef(NamedTuple):
     better: str | None              # "higher" | "lower": the value's own direction (None: only Retrain's says)
     closer_to_retrain: bool         # judged by its distance to Retrain's value (decides where both are given)
     unit: str | None = None         # on figure axes
+    fmt: str = "fixed2"             # one of FORMATS (report.format.format_value)
+    summary: bool = False           # aggregated per table row: the records frame, summary.csv, metric-vs-ratio figures
+    board: bool = False             # a column of every leaderboard table (implies summary)
+    class_only: bool = False        # defined in the class / sub-class scenarios only (no board column on random)
 
 
-# metric name -> MetricDef.  The leaderboard and the README are generated from /
-# checked against this table; how a metric is judged lives in the explicit
-# fields, never in the words.
+# metric name -> MetricDef.  The leaderboard, summary.csv, the figures and docs/metrics.md are
+# generated from this table; how a metric is judged lives in the explicit fields, never in the words.
 DEFINITIONS: dict[str, MetricDef] = {
     "retain_acc": MetricDef(
         "RA", "accuracy on the retain set D_r, %",
-        "closer to Retrain (higher is usual)", better="higher", closer_to_retrain=True, unit="%"),
+        "closer to Retrain (higher is usual)", better="higher", closer_to_retrain=True, unit="%", summary=True,
+        board=True),
     "forget_acc": MetricDef(
         "FA", "accuracy on the forget set D_f, %",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%", summary=True, board=True),
     "test_acc": MetricDef(
         "TA", "accuracy on the test set, %",
-        "higher; closer to Retrain", better="higher", closer_to_retrain=True, unit="%"),
+        "higher; closer to Retrain", better="higher", closer_to_retrain=True, unit="%", summary=True, board=True),
     "unlearn_acc": MetricDef(
         "UA", "100 − FA, % (SalUn / Sparse convention)",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%", summary=True, board=True),
     "test_acc_forget_class": MetricDef(
         "TA-fc", "class / sub-class scenario: test accuracy on the forgotten class (sub-class), %",
-        "closer to Retrain (≈0 for a whole class)", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain (≈0 for a whole class)", better=None, closer_to_retrain=True, unit="%",
+        summary=True, board=True, class_only=True),
     "test_acc_other_classes": MetricDef(
         "TA-rest", "class / sub-class scenario: test accuracy on all other test images, %",
-        "higher", better="higher", closer_to_retrain=False, unit="%"),
+        "higher", better="higher", closer_to_retrain=False, unit="%", summary=True, board=True, class_only=True),
     "mia_efficacy": MetricDef(
         "MIA-eff", "SalUn/Sparse 'SVC_MIA_forget_efficacy[confidence]'×100: RBF SVC (C=3, gamma='auto') on the "
         "true-class confidence p_y, members = first |test| retain samples, non-members = test; % of forget samples "
         "predicted NON-member",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%", summary=True, board=True),
     "mia_entropy": MetricDef(
         "MIA-ent", "Bad Teacher / SSD / MUSO convention: class-balanced logistic regression on softmax entropy, "
         "members = retain, non-members = test; % of forget samples predicted MEMBER",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%", summary=True, board=True),
     "mia_loss_cv": MetricDef(
         "MIA-loss", "NeurIPS 2023 starting-kit / SCRUB convention: logistic regression on the per-sample "
         "cross-entropy loss, forget (label 1) vs test (label 0), the larger side shuffled and truncated to the "
         "smaller's size; mean accuracy over 10 stratified shuffle splits (test share 0.1, random_state 0), averaged "
         "over 10 seeded truncation subsamples, %; 50 = indistinguishable",
-        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%", summary=True),
     "param_dist": MetricDef(
         "‖θ−θr‖", "L2 distance of all parameters (buffers excluded) to the same-init Retrain model",
-        "lower (0 = exact)", better="lower", closer_to_retrain=False, unit="L2"),
+        "lower (0 = exact)", better="lower", closer_to_retrain=False, unit="L2", fmt="sig3", summary=True, board=True),
     "param_dist_rel": MetricDef(
         "‖θ−θr‖/‖θr‖", "param_dist divided by the Retrain model's parameter norm",
-        "lower", better="lower", closer_to_retrain=False, unit="ratio"),
+        "lower", better="lower", closer_to_retrain=False, unit="ratio", fmt="sig3", summary=True, board=True),
     "param_dist_floor_ratio": MetricDef(
         "‖θ−θr‖/floor", "param_dist ÷ the retrain noise floor (the mean L2 distance between pairs of K+1 retrains "
         "from the same θ₀ with different data-order seeds: the Retrain reference and K extra ones); the Retrain row "
         "reports the mean distance of the K extra retrains to the reference ÷ floor, i.e. what a fresh exact "
         "retrain scores (≈1)",
-        "lower; ≤ 1 = within retraining's own noise", better="lower", closer_to_retrain=False, unit="ratio"),
+        "lower; ≤ 1 = within retraining's own noise", better="lower", closer_to_retrain=False, unit="ratio",
+        fmt="sig3", summary=True),
     "js_forget": MetricDef(
         "JS", "mean Jensen–Shannon divergence (nats, ≤ ln 2) between this model's and Retrain's softmax on D_f",
-        "lower", better="lower", closer_to_retrain=False, unit="nats"),
+        "lower", better="lower", closer_to_retrain=False, unit="nats", fmt="sig3", summary=True, board=True),
     "avg_gap": MetricDef(
         "Gap", "SalUn Avg. Gap: mean |method − Retrain| over UA, RA, TA, MIA-eff (percentage points)",
-        "lower", better="lower", closer_to_retrain=False, unit="points"),
+        "lower", better="lower", closer_to_retrain=False, unit="points", summary=True, board=True),
     "avg_gap_muso": MetricDef(
         "Gap-MUSO", "MUSO's Avg. Gap: mean |method − Retrain| over TA, FA, MIA-ent (points)",
-        "lower", better="lower", closer_to_retrain=False, unit="points"),
+        "lower", better="lower", closer_to_retrain=False, unit="points", summary=True, board=True),
     "forgetting_quality": MetricDef(
         "F", "NeurIPS 2023 Machine Unlearning Challenge forget score from N retrained and N unlearned models "
         "(`unlearnbench forgetting-quality`): per forget example ε of the best single-/double-threshold test on the "
         "logit-scaled confidences (δ = 1e-5, cap 50), points 1 for ε < 0.5 halved per further 0.5 and 0 from "
         "⌈ln(N−1)⌉, averaged over D_f; identical distributions score far below 1 (≈0.18-0.20 on synthetic logits)",
-        "higher; read against Retrain's (the ceiling)", better="higher", closer_to_retrain=False, unit=None),
+        "higher; read against Retrain's (the ceiling)", better="higher", closer_to_retrain=False, unit=None,
+        fmt="sig3"),
     "challenge_score": MetricDef(
         "score", "the challenge's final score: F × (RA_u / RA_r) × (TA_u / TA_r), accuracies averaged over the N "
         "models of each bank",
-        "higher", better="higher", closer_to_retrain=False, unit=None),
+        "higher", better="higher", closer_to_retrain=False, unit=None, fmt="sig3"),
     "ulira_acc": MetricDef(
         "U-LiRA", "per-example U-MIA of Hayes et al. (arXiv 2403.01218) on S shadow models (`unlearnbench "
         "per-example`): per forget candidate, a Gaussian likelihood-ratio test on the margin between shadows that "
         "forgot it and shadows that never saw it, each shadow the target in turn; balanced accuracy of the sign of "
         "the log-ratio over all (target, candidate) pairs, %; 50 = indistinguishable",
-        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%", fmt="fixed1"),
     "ulira_auc": MetricDef(
         "AUC", "ROC AUC of the U-LiRA log-ratio over all (target, candidate) pairs, %",
-        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain (≈50)", better=None, closer_to_retrain=True, unit="%", fmt="fixed1"),
     "ulira_tpr_1": MetricDef(
         "TPR@1%", "U-LiRA true-positive rate at 1% false-positive rate (sklearn ROC curve), %",
-        "closer to Retrain (≈1)", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain (≈1)", better=None, closer_to_retrain=True, unit="%", fmt="fixed1"),
     "ulira_tpr_01": MetricDef(
         "TPR@0.1%", "U-LiRA true-positive rate at 0.1% false-positive rate, %",
-        "closer to Retrain (≈0.1)", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain (≈0.1)", better=None, closer_to_retrain=True, unit="%", fmt="fixed1"),
     "ulira_exposed": MetricDef(
         "exposed", "share of forget candidates on which U-LiRA is right for at least 75% of the target shadows, %",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%", fmt="fixed1"),
     "ulira_acc_retain": MetricDef(
         "U-LiRA-r", "the U-LiRA balanced accuracy on retain canaries (trained on and kept vs never seen) after "
         "unlearning, %: how exposed the retained data are",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%", fmt="fixed1"),
     "ulira_tpr_1_retain": MetricDef(
         "TPR-r@1%", "U-LiRA on the retain canaries: true-positive rate at 1% false-positive rate, %",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%", fmt="fixed1"),
     "relearn_steps": MetricDef(
         "relearn", "relearning time: median over shadows of the full-batch gradient steps (training lr, the "
         "model's loss) on a seeded 20% of D_f until the accuracy on the other 80% is within 5 points of the "
         "shadow Original's; capped at 200 steps; the Original's is 0 by construction",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="steps"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="steps", fmt="steps"),
     "probe_acc": MetricDef(
         "probe", "linear-probe recovery: multinomial logistic regression on standardised frozen penultimate "
         "features, fit on D_r and 4 of 5 folds of D_f, accuracy on the held-out fold's true labels, over the "
         "folds and the first 8 shadows, %",
-        "closer to Retrain", better=None, closer_to_retrain=True, unit="%"),
+        "closer to Retrain", better=None, closer_to_retrain=True, unit="%", fmt="fixed1"),
     "klom": MetricDef(
         "KLoM", "KL divergence of margins (RoyRin/data-unlearning-bench, old_teacher_klom.py "
         "compute_binned_KL_div: margins clipped to ±100, 20 bins over the joint range, q floored at 1e-5): "
@@ -136,11 +149,43 @@ DEFINITIONS: dict[str, MetricDef] = {
         unit="nats"),
     "time_s": MetricDef(
         "time", "wall time of the unlearning call alone, s (Retrain: its training time; Original: 0)",
-        "lower", better="lower", closer_to_retrain=False, unit="s"),
+        "lower", better="lower", closer_to_retrain=False, unit="s", fmt="sig3", summary=True, board=True),
     "rte": MetricDef(
         "RTE", "Retrain time ÷ method time (speed-up over retraining)",
-        "higher", better="higher", closer_to_retrain=False, unit="×"),
+        "higher", better="higher", closer_to_retrain=False, unit="×", fmt="speedup", summary=True, board=True),
 }
+
+
+for _name, _d in DEFINITIONS.items():   # the fields' rules, checked once at import
+    assert _d.fmt in FORMATS, f"{_name}: fmt {_d.fmt!r} not in {FORMATS}"
+    assert _d.summary or not _d.board, f"{_name}: a board column must be a summary metric"
+    assert _d.better in ("higher", "lower", None), f"{_name}: better {_d.better!r}"
+
+
+def metric_names(*, summary: bool | None = None, board: bool | None = None,
+                 scenario_kind: str | None = None) -> list[str]:
+    """The metrics with the given fields, in DEFINITIONS' order; ``scenario_kind``
+    "random" leaves out the class-only ones."""
+    return [name for name, d in DEFINITIONS.items()
+            if (summary is None or d.summary == summary) and (board is None or d.board == board)
+            and not (scenario_kind == "random" and d.class_only)]
+
+
+def _where(d: MetricDef) -> str:
+    if d.board:
+        return "every table" + (" of a class scenario" if d.class_only else "") + ", summary.csv"
+    return "summary.csv, its section" if d.summary else "its section"
+
+
+def docs_table() -> str:
+    """The metric table of docs/metrics.md and of the leaderboard, generated
+    from DEFINITIONS (a test checks that docs/metrics.md holds it verbatim)."""
+    cell = lambda text: str(text).replace("|", "\\|")   # a literal | (as in |test|) would end the cell
+    lines = ["| metric | column | definition | better | unit | shown in |", "|---|---|---|---|---|---|"]
+    for name, d in DEFINITIONS.items():
+        lines.append(f"| `{name}` | {cell(d.column)} | {cell(d.text)} | {cell(d.note)} | {cell(d.unit or '—')} | "
+                     f"{_where(d)} |")
+    return "\n".join(lines) + "\n"
 
 
 def softmax(logits: torch.Tensor) -> np.ndarray:

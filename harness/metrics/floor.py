@@ -17,12 +17,12 @@ forget set on digits/mlp); 0 disables the floor.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from unlearnbench.methods import UnknownMethod, get_method
 
 from ..protocol.records import RecordStore
+from ..report.format import mean_spread
 from . import definitions as M
 from .evaluate import Outputs, parameters_of
 
@@ -68,14 +68,6 @@ NOTE = (
     "order) are reported for scale: without a shared θ₀ parameter distance says nothing.")
 
 
-def _summary(values) -> str:
-    v = np.asarray([x for x in values if x is not None and not pd.isna(x)], dtype=float)
-    if not len(v):
-        return "—"
-    body = f"{v.mean():.3g}" if abs(v.mean()) >= 1e-3 or v.mean() == 0 else f"{v.mean():.2e}"
-    return body + (f" ± {v.std():.2g}" if len(v) > 1 else "")
-
-
 def leaderboard_section(out) -> str | None:
     """Per table: each method's MIA-loss, ‖θ−θr‖, its ratio to the noise floor
     and JS, and the floors themselves (mean ± std over seeds)."""
@@ -110,16 +102,17 @@ def leaderboard_section(out) -> str | None:
         if per_seed["k"].notna().any():
             k = int(per_seed["k"].dropna().iloc[0])
             lines += [f"Floor (K = {k}): same θ₀, other data orders: "
-                      f"‖θ−θ'‖ = {_summary(per_seed['order_param_dist'])}, "
-                      f"JS = {_summary(per_seed['order_js_forget'])}; other θ₀: ‖θ−θ'‖ = "
-                      f"{_summary(per_seed['init_param_dist'])}, JS = {_summary(per_seed['init_js_forget'])}.", ""]
+                      f"‖θ−θ'‖ = {mean_spread(per_seed['order_param_dist'])}, "
+                      f"JS = {mean_spread(per_seed['order_js_forget'])}; other θ₀: ‖θ−θ'‖ = "
+                      f"{mean_spread(per_seed['init_param_dist'])}, "
+                      f"JS = {mean_spread(per_seed['init_js_forget'])}.", ""]
         lines += ["| method | MIA-loss | ‖θ−θr‖ | ‖θ−θr‖/floor | JS | seeds |", "|---|---|---|---|---|---|"]
         groups = sorted(g.groupby(["method", "hyper"]), key=lambda t: (rank(t[0][0]), t[1]["ratio"].mean(), t[0]))
         variants = g.groupby("method")["hyper"].nunique()
         for (method, hyper), rs in groups:
             name = method + (f" ({hyper})" if variants[method] > 1 else "")
             name = f"**{name}**" if rank(method) < 2 else name
-            lines.append(f"| {name} | {_summary(rs['mia_loss_cv'])} | {_summary(rs['param_dist'])} | "
-                         f"{_summary(rs['ratio'])} | {_summary(rs['js'])} | {len(rs)} |")
+            lines.append(f"| {name} | {mean_spread(rs['mia_loss_cv'])} | {mean_spread(rs['param_dist'])} | "
+                         f"{mean_spread(rs['ratio'])} | {mean_spread(rs['js'])} | {len(rs)} |")
         lines.append("")
     return "\n".join(lines)

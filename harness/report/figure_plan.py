@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..metrics.definitions import DEFINITIONS
 from .tables import METRICS, SETTING_KEYS, TABLE_KEYS, setting_label, sweep_series
 
 FIGURES_DIR = "figures"       # inside the results folder
-CLASS_ONLY = ("test_acc_forget_class", "test_acc_other_classes")
+CLASS_ONLY = tuple(m for m, d in DEFINITIONS.items() if d.class_only)
 FIGURE_KINDS = ("regime_distance", "regime_gap")             # a width sweep's figures
 DISTANCE_METRICS = ("param_dist_rel", "param_dist_floor_ratio")
 

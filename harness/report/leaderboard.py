@@ -14,7 +14,6 @@ system), so the committed leaderboard can be checked against regeneration.
 from __future__ import annotations
 
 import importlib
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from ..metrics.statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_inter
 from ..protocol.records import RecordStore, write_text_atomic
 from . import ranking as R
 from .figure_plan import figure_link, plan_figures
+from .format import format_cell
 from .frame import records_frame
 from .friedman import friedman_markdown
 from .tables import FLAGS, METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, regime_label, scenario_label, table_label
@@ -88,22 +88,6 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                                    "scenario_kind", "ratio", "forget_class", "order", "avg_gap_mean", "method",
                                    "variant"], na_position="last")
     return summary.drop(columns=["order", "table", "model_args_order", "training_order"]).reset_index(drop=True)
-
-
-def format_cell(mean: float, half: float, metric: str) -> str:
-    """``mean ± half`` (the half-width of its interval); the mean alone when
-    there is no interval (one seed)."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "—"
-    def number(x: float, digits: int) -> str:
-        if metric not in ("param_dist", "param_dist_rel", "js_forget", "param_dist_floor_ratio", "time_s"):
-            return f"{x:.{1 if metric == 'rte' else 2}f}"
-        if x >= 10 ** digits:
-            return f"{x:.0f}"
-        return f"{x:.{digits}g}" if x >= 1e-3 or x == 0 else f"{x:.{digits - 1}e}"
-
-    body = number(mean, 3) + ("×" if metric == "rte" else "")
-    return body if half is None or math.isnan(half) else f"{body} ± {number(half, 2)}"
 
 
 def method_label(row, link: bool = True) -> str:
@@ -209,11 +193,7 @@ def side_by_side_markdown(summary: pd.DataFrame) -> str:
 
 def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
     first = rows.iloc[0]
-    metrics = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc"]
-    if first["scenario_kind"] != "random":
-        metrics += ["test_acc_forget_class", "test_acc_other_classes"]
-    metrics += ["mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel", "js_forget",
-                "avg_gap", "avg_gap_muso", "time_s", "rte"]
+    metrics = M.metric_names(board=True, scenario_kind=first["scenario_kind"])
     header = ["method", "rank"] + [DEFINITIONS[m].column for m in metrics] + ["seeds"]
     lines = [f"### {table_label(first)}", ""]
     sizes = [f"|D_r| = {int(first['n_retain'])}", f"|D_f| = {int(first['n_forget'])}",
@@ -245,14 +225,6 @@ def table_markdown(rows: pd.DataFrame, statuses: pd.DataFrame) -> str:
         seeds = ", ".join(str(s) for s in sorted(g["seed"]))
         message = g["message"].iloc[0] or ""
         lines.append(f"\n*{method}: {status} for seed(s) {seeds} — {message.splitlines()[0] if message else ''}*")
-    return "\n".join(lines) + "\n"
-
-
-def definitions_markdown() -> str:
-    lines = ["| metric | column | definition | better |", "|---|---|---|---|"]
-    cell = lambda text: text.replace("|", "\\|")   # a literal | (as in |test|) would end the cell
-    for name, d in DEFINITIONS.items():
-        lines.append(f"| `{name}` | {cell(d.column)} | {cell(d.text)} | {cell(d.note)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -303,7 +275,7 @@ def header_markdown(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> list[
         "predictions on D_f and the test set); *collapsed k/n*: retain accuracy below chance + "
         f"{M.COLLAPSE_SHARE:g} × (Retrain's retain accuracy − chance), halfway from chance to Retrain.  Flagged "
         "rows keep their numbers and ranks but never hold a bold cell.", "",
-        "## Metrics", "", definitions_markdown(),
+        "## Metrics", "", M.docs_table(),
     ]
     return parts
 

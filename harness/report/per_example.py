@@ -12,6 +12,7 @@ import numpy as np
 from ..metrics.definitions import DEFINITIONS
 from ..protocol.records import RecordStore
 from ..studies import per_example as S
+from .format import format_value
 
 FIGURE = "per_example_attack_vs_gap.png"
 COLUMNS = ("ulira_acc", "ulira_auc", "ulira_tpr_1", "ulira_tpr_01", "ulira_exposed", "ulira_acc_retain",
@@ -50,9 +51,9 @@ def _avg_gaps(out) -> dict:
 def _cell(metric: str, value) -> str:
     if value is None:
         return "—"
-    if metric == "relearn_steps":
-        return f"> {S.RELEARN_MAX_STEPS}" if not np.isfinite(value) else f"{value:g}"
-    return f"{value:.2f}" if metric == "klom" else f"{value:.1f}"
+    if metric == "relearn_steps" and not np.isfinite(value):
+        return f"> {S.RELEARN_MAX_STEPS}"
+    return format_value(value, metric)
 
 
 def note() -> str:

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from ..metrics.definitions import metric_names
 from ..protocol.spec import format_model_args
 
 # A table: one dataset × model (and its arguments) × training × scenario.  ``model_args`` is the
@@ -21,9 +22,7 @@ TABLE_KEYS = SETTING_KEYS + ["scenario_kind", "ratio", "forget_class", "train_su
 SERIES_KEYS = [k for k in TABLE_KEYS if k != "model_args"]   # a width sweep: these fixed, the model's arguments varying
 TRAIN_DEFAULTS = {"loss": "cross_entropy", "trainable": "all"}   # training options older records lack
 FLAGS = ("noop", "collapsed")   # per-run flags, counted per table row
-METRICS = ["retain_acc", "forget_acc", "test_acc", "unlearn_acc", "test_acc_forget_class",
-           "test_acc_other_classes", "mia_efficacy", "mia_entropy", "param_dist", "param_dist_rel",
-           "js_forget", "avg_gap", "avg_gap_muso", "param_dist_floor_ratio", "time_s", "rte"]
+METRICS = metric_names(summary=True)   # a table row's metrics (harness/metrics/definitions.py: MetricDef.summary)
 # What a method reports about its regime through ctx.diagnostics (MUSO: M, N and rank of Z_r, the
 # share of forget labels that differ from the Original's predictions): columns of the records frame.
 DIAGNOSTICS = ["head_inputs", "proj_rows", "rank_z_retain", "label_change_first", "label_change_mean",

@@ -18,7 +18,6 @@ leaderboard).  Two parts, each from the records' numbers:
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 
 from ..protocol.records import RecordStore
 from ..report.figure_plan import FIGURE_KINDS, figure_link, figure_name
+from ..report.format import compact, percent
 from ..report.frame import records_frame
 from ..report.ranking import rank_column, tied_rank_frame
 from ..report.tables import (
@@ -108,18 +108,6 @@ def gap_rank(rows: pd.DataFrame, i) -> str:
     return "—" if pd.isna(rows.loc[i, "gap_rank"]) else f"{int(rows.loc[i, 'gap_rank'])}/{ranked}"
 
 
-def _num(value, digits: int = 3) -> str:
-    if value is None or pd.isna(value):
-        return "—"
-    if value == math.inf:
-        return "∞"
-    return f"{value:.{digits}g}" if 1e-3 <= abs(value) < 1e5 or value == 0 else f"{value:.1e}"
-
-
-def _pct(value) -> str:
-    return "—" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
-
-
 def _muso_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["method"].isin(MUSO_METHODS)]
 
@@ -147,13 +135,14 @@ def bridge_markdown(study: pd.DataFrame) -> list[str]:
         others = rows[~rows["method"].isin(named) & rows["dist_ratio_mean"].notna()]
         best = others.loc[others["dist_ratio_mean"].idxmax()] if not others.empty else None
         ref = {m: rows[rows["method"] == m] for m in REFERENCE_ORDER}
-        ta = " / ".join(_num(g["test_acc_mean"].iloc[0]) if not g.empty else "—" for g in ref.values())
-        floor = _num(rows["retrain_spread_mean"].dropna().iloc[0]) if rows["retrain_spread_mean"].notna().any() else "—"
+        ta = " / ".join(compact(g["test_acc_mean"].iloc[0]) if not g.empty else "—" for g in ref.values())
+        spread = rows["retrain_spread_mean"].dropna()
+        floor = compact(spread.iloc[0]) if len(spread) else "—"
         for _, r in _muso_rows(rows).iterrows():
             met = "met" if r["dist_ratio_min"] >= EXACT_RATIO else "missed"
-            lines.append(f"| {setting_label(r)} | {scenario_label(r)} | {_num(r['m_over_n_mean'])} | {_name(r)} | "
-                         f"{_num(r['dist_ratio_mean'])} ({_num(r['dist_ratio_min'])}) | {met} | "
-                         + (f"{_name(best)}: {_num(best['dist_ratio_mean'])}" if best is not None else "—")
+            lines.append(f"| {setting_label(r)} | {scenario_label(r)} | {compact(r['m_over_n_mean'])} | {_name(r)} | "
+                         f"{compact(r['dist_ratio_mean'])} ({compact(r['dist_ratio_min'])}) | {met} | "
+                         + (f"{_name(best)}: {compact(best['dist_ratio_mean'])}" if best is not None else "—")
                          + f" | {floor} | {ta} | {int(r['n_seeds'])} |")
     return lines + [""]
 
@@ -182,18 +171,18 @@ def sweep_markdown(series: list[tuple[dict, pd.DataFrame]], link) -> list[str]:
         for _, table in rows.groupby("table", sort=False):
             for i, r in _muso_rows(table).iterrows():
                 word = verdict(table, i)
-                where = f"{r['model_args']} (M/N {_num(r['m_over_n_mean'], 2)})"
+                where = f"{r['model_args']} (M/N {compact(r['m_over_n_mean'], 2)})"
                 words.setdefault(_name(r), {}).setdefault(word, []).append(where)
                 if not pd.isna(r["label_change_first_mean"]):
                     first_change.setdefault(_name(r), None)
                     if first_change[_name(r)] is None and r["label_change_first_mean"] > 0:
-                        first_change[_name(r)] = f"{where}: {_pct(r['label_change_first_mean'])} of D_f"
+                        first_change[_name(r)] = f"{where}: {percent(r['label_change_first_mean'])} of D_f"
                 original = table.loc[table["method"] == "original", "param_dist_floor_ratio_mean"]
-                lines.append(f"| {r['model']}({r['model_args']}) | {_num(r['m_over_n_mean'])} | {_name(r)} | "
-                             f"{_num(r['param_dist_rel_mean'])} | {_num(r['param_dist_floor_ratio_mean'])} "
-                             f"({_num(original.iloc[0]) if not original.empty else '—'}) | "
-                             f"{_num(r['dist_ratio_mean'])} | {_num(r['avg_gap_mean'])} ({gap_rank(table, i)}) | "
-                             f"{_pct(r['label_change_first_mean'])} | {word} |")
+                lines.append(f"| {r['model']}({r['model_args']}) | {compact(r['m_over_n_mean'])} | {_name(r)} | "
+                             f"{compact(r['param_dist_rel_mean'])} | {compact(r['param_dist_floor_ratio_mean'])} "
+                             f"({compact(original.iloc[0]) if not original.empty else '—'}) | "
+                             f"{compact(r['dist_ratio_mean'])} | {compact(r['avg_gap_mean'])} ({gap_rank(table, i)}) | "
+                             f"{percent(r['label_change_first_mean'])} | {word} |")
         lines.append("")
         for name, by_word in words.items():
             said = "; ".join(f"{word} at {', '.join(by_word[word])}" if by_word.get(word) else f"{word} at no width"
