@@ -40,6 +40,7 @@ from ._api import (
 from ._checkpoint import auto_checkpoint
 from ._files import WriteError, append_line, fsync_dir, make_dirs, remove_stale_temporaries, write_atomic
 from ._linear import least_squares_limit
+from ._plugins import load_entry_points
 from ._train import Diverged, TrainConfig, autocast, cross_entropy, fit, set_autocast, squared_loss, supervised_loss
 
 for _module in pkgutil.iter_modules(__path__):
@@ -51,4 +52,5 @@ __all__ = ["ENTRY_POINT_GROUP", "Bounds", "Choice", "Context", "Diverged", "IntR
            "cross_entropy", "discover_methods", "fit", "get_method", "list_methods", "method_origin",
            "register_method", "supervised_loss", "unregister_method"]
 __all__ += ["WriteError", "append_line", "auto_checkpoint", "autocast", "coerce", "fsync_dir", "least_squares_limit",
-            "make_dirs", "remove_stale_temporaries", "set_autocast", "squared_loss", "write_atomic"]
+            "load_entry_points", "make_dirs", "remove_stale_temporaries", "set_autocast", "squared_loss",
+            "write_atomic"]

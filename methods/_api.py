@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from ._bounds import Bounds, bounded, hyper_bounds  # noqa: F401  (the method files import them from here)
+from ._plugins import load_entry_points
 from ._train import TrainConfig
 
 
@@ -314,22 +315,8 @@ def discover_methods() -> None:
 
     The entry point's name must be the name the module registers.  A plugin
     that fails to import raises :class:`MethodImportError` naming it."""
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if (ep.name, ep.value) in _LOADED_ENTRY_POINTS:
-            continue
-        dist = getattr(ep, "dist", None)
-        where = f"{ep.name} = {ep.value!r}" + (f" from {dist.name} {dist.version}" if dist else "")
-        try:
-            ep.load()
-        except Exception as e:
-            raise MethodImportError(f"method plugin ({where}) failed to import: {type(e).__name__}: {e}") from e
-        _LOADED_ENTRY_POINTS.add((ep.name, ep.value))
-        if ep.name not in _REGISTRY:
-            raise MethodImportError(f"method plugin ({where}) registered no method named {ep.name!r}; "
-                                    f"the entry point's name must be the registered name")
-        _PLUGINS[ep.name] = f"{dist.name} {dist.version}" if dist else ep.value
+    _PLUGINS.update(load_entry_points(ENTRY_POINT_GROUP, "method", _REGISTRY.__contains__, _LOADED_ENTRY_POINTS,
+                                      MethodImportError))
 
 
 def method_origin(name: str) -> str:

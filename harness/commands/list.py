@@ -15,12 +15,12 @@ def run(args) -> int:
     from unlearnbench.methods import UnknownMethod, get_method, list_methods, method_origin
 
     from ..errors import UsageError
-    from ..models import get_model, list_models
+    from ..models import get_model, list_models, model_origin
     from ..protocol.spec import SCENARIOS
 
-    try:
-        names = list_methods()
-    except UnknownMethod as e:   # a broken plugin
+    try:   # every registry first, so that a broken plugin stops the listing before it starts
+        names, datasets, models = list_methods(), D.list_datasets(), list_models()
+    except (UnknownMethod, D.UnknownName) as e:
         raise UsageError(str(e)) from None
     print("methods:")
     for name in names:
@@ -30,11 +30,13 @@ def run(args) -> int:
         print(f"  {name:18s} {info.summary}" + (f"  [{defaults}]" if defaults else "")
               + ("" if origin == "built-in" else f"  ({origin})"))
     print("datasets:")
-    for name in D.list_datasets():
-        print(f"  {name:18s} {D.DATASETS[name][2]}")
+    for name in datasets:
+        origin = D.dataset_origin(name)
+        print(f"  {name:18s} {D.dataset_summary(name)}" + ("" if origin == "built-in" else f"  ({origin})"))
     print("models:")
-    for name in list_models():
-        print(f"  {name:18s} {get_model(name).summary}")
+    for name in models:
+        origin = model_origin(name)
+        print(f"  {name:18s} {get_model(name).summary}" + ("" if origin == "built-in" else f"  ({origin})"))
     print("scenarios:")
     print("  " + ", ".join(SCENARIOS))
     return 0

@@ -14,8 +14,10 @@ from .registry import (
                        get_model,
                        list_models,
                        model_arguments,
+                       model_origin,
                        register_model,
+                       unregister_model,
 )
 
 __all__ = ["Classifier", "InputSpec", "ModelInfo", "Normalize", "build_model", "check_model_arguments", "get_model",
-           "list_models", "model_arguments", "register_model"]
+           "list_models", "model_arguments", "model_origin", "register_model", "unregister_model"]

@@ -1,0 +1,1 @@
+"""A throw-away unlearnbench plugin: one dataset (toy_blobs) and one architecture (tiny_net)."""
