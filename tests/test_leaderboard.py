@@ -133,7 +133,7 @@ def test_tied_ranks_from_hand_made_records():
 def test_leaderboard_is_a_pure_function_of_the_records(records, tmp_path):
     _, first = L.write_leaderboard(records, tmp_path / "a.md")
     _, second = L.write_leaderboard(records, tmp_path / "b.md")
-    from unlearnbench.harness.report.figures import plan_figures
+    from unlearnbench.harness.report.figure_plan import plan_figures
 
     text = first.read_text()
     assert text == second.read_text()

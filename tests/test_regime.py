@@ -13,6 +13,7 @@ from unlearnbench.harness.models import InputSpec, build_model
 from unlearnbench.harness.protocol.config import Grid, apply_mapping, expand, grid_from_args
 from unlearnbench.harness.protocol.records import RecordStore
 from unlearnbench.harness.report import leaderboard as L
+from unlearnbench.harness.report.figure_plan import plan_figures
 
 SPEC = InputSpec((1, 8, 8), 10, 16.0, (0.3,), (0.38,))
 
@@ -130,7 +131,6 @@ def test_titles_tell_settings_apart_and_default_titles_stay():
 
 
 def test_a_ratio_figure_per_setting_with_two_ratios():
-    from unlearnbench.harness.report.figure_plan import plan_figures
 
     records = []
     for ratio in (0.1, 0.5):
@@ -220,10 +220,10 @@ def test_regime_section_states_the_verdicts_from_the_numbers(study):
 def test_regime_figures_one_line_per_method_against_m_over_n(study, capsys):
     import re
 
-    from unlearnbench.harness.report.figure_plan import plan_figures
+    from unlearnbench.harness.studies import all_figure_plans
 
     folder = study / "regime"
-    plans = {p.name: p for p in plan_figures(L.load_summary(folder)[1])}
+    plans = {p.name: p for p in all_figure_plans(L.load_summary(folder)[1])}
     assert plans["regime_distance_digits_mlp.png"].panels == 2 and plans["regime_gap_digits_mlp.png"].panels == 1
     assert not any(name.startswith("metrics_vs_ratio") for name in plans)   # one forget ratio: no such figure
     assert main(["plot", "--out", str(folder)]) == 0

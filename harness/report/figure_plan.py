@@ -12,12 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..metrics.definitions import DEFINITIONS
-from .tables import METRICS, SETTING_KEYS, TABLE_KEYS, setting_label, sweep_series
+from .tables import METRICS, SETTING_KEYS, TABLE_KEYS, setting_label
 
 FIGURES_DIR = "figures"       # inside the results folder
 CLASS_ONLY = tuple(m for m, d in DEFINITIONS.items() if d.class_only)
-FIGURE_KINDS = ("regime_distance", "regime_gap")             # a width sweep's figures
-DISTANCE_METRICS = ("param_dist_rel", "param_dist_floor_ratio")
 
 
 @dataclass
@@ -76,24 +74,5 @@ def plan_figures(summary: pd.DataFrame) -> list[FigurePlan]:
             f"Every metric of the random-forgetting tables of {label} against the share of the "
             "training set forgotten (mean ± std over seeds); Retrain dashed, Original dotted.",
             len(ratio_metrics(rows)), "ratio", select))
-    swept: dict[tuple, int] = {}
-    for key, _ in sweep_series(summary):
-        swept[(key["dataset"], key["model"])] = swept.get((key["dataset"], key["model"]), 0) + 1
-    for (dataset, model), n in sorted(swept.items()):
-        select = {"dataset": dataset, "model": model}
-        plans += [
-            FigurePlan(figure_name("regime_distance", dataset, model),
-                       f"Distance to Retrain against M/N ({dataset} · {model})",
-                       "Width sweep, all layers trained: ‖θ−θr‖/‖θr‖ and ‖θ−θr‖ over the retrain noise floor against "
-                       "M/N = head inputs ÷ |D_r| (log scales; mean ± std over seeds), one line per method; the "
-                       "dotted line marks M = N, the dashed one a ratio of 1 to the floor.",
-                       n * len(DISTANCE_METRICS), "regime_distance", select),
-            FigurePlan(figure_name("regime_gap", dataset, model), f"Avg. Gap against M/N ({dataset} · {model})",
-                       "Width sweep, all layers trained: Avg. Gap to Retrain (lower is better) against M/N = head "
-                       "inputs ÷ |D_r| (log scale; mean ± std over seeds), one line per method, the Original dotted.",
-                       n, "regime_gap", select)]
-    return plans
+    return plans   # the studies plan their own figures (harness/studies/__init__.py)
 
-
-def figure_name(kind: str, dataset: str, model: str) -> str:
-    return f"{kind}_{slug(dataset)}_{slug(model)}.png"

@@ -5,9 +5,9 @@
 - ``param_dist.png``: distance to the Retrain model in parameter space, with error bars;
 - ``metrics_vs_ratio_<dataset>_<model>.png``: every metric against the forget ratio (a setting
   with two ratios at least; another model argument or training: ``metrics_vs_ratio_<setting>.png``);
-- ``regime_distance_<dataset>_<model>.png`` and ``regime_gap_<dataset>_<model>.png``: for a width
-  sweep (harness/studies/regime.py), the distance to Retrain (relative, and over the noise floor) and the
-  Avg. Gap against M/N (head inputs ÷ |D_r|), one line per method.
+- the studies' own figures (harness/studies/__init__.py), e.g. the regime study's
+  ``regime_distance_*.png`` and ``regime_gap_*.png``, drawn with the helpers here
+  (:func:`panels`, :func:`log_axis`, :func:`axis_label`).
 
 Points are the tables' means over seeds and error bars their standard
 deviations (ddof 0), the numbers of leaderboard.md.  :func:`plan_figures` says
@@ -17,7 +17,6 @@ importing matplotlib; :func:`write_figures` draws them.
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +26,13 @@ import pandas as pd
 from unlearnbench.methods import write_atomic
 
 from ..metrics.definitions import DEFINITIONS
-from .figure_plan import DISTANCE_METRICS, FIGURES_DIR, FigurePlan, plan_figures, ratio_metrics
+from ..studies import all_figure_plans, study_drawers, study_figure_prefixes
+from .figure_plan import FIGURES_DIR, FigurePlan, ratio_metrics
 from .friedman import CD_FIGURE
 from .leaderboard import load_summary, method_label, method_runs, table_label
+from .plotting import axis_label, log_axis, panels
 from .ranking import friedman_over_blocks
-from .tables import REFERENCE_ORDER, TABLE_KEYS, scenario_label, sweep_series
+from .tables import REFERENCE_ORDER, TABLE_KEYS
 
 REFERENCE_STYLE = {"original": dict(color="0.55", marker="X"), "retrain": dict(color="black", marker="*")}
 PANEL_COLUMNS = 3          # per-table figures
@@ -42,11 +43,6 @@ DPI = 110
 
 
 # ---- drawing ------------------------------------------------------------------
-def _axis_label(metric: str) -> str:
-    label, unit = DEFINITIONS[metric].column, DEFINITIONS[metric].unit
-    return f"{label} ({unit})" if unit else label
-
-
 def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
     rows = summary.copy()
     rows["label"] = [method_label(r, link=False) for _, r in rows.iterrows()]
@@ -82,19 +78,6 @@ def _styles(rows: pd.DataFrame) -> Styles:
     return Styles(colour, marker)
 
 
-def _panels(n: int, columns: int, width: float, height: float):
-    from matplotlib.figure import Figure
-
-    ncols = min(columns, n)
-    nrows = math.ceil(n / ncols)
-    width = max(width, 4.8) if ncols == 1 else width   # a lone panel: room for its labels and a side legend
-    fig = Figure(figsize=(width * ncols, height * nrows + 0.9), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.remove()
-    return fig, list(axes[:n])
-
-
 def _legend(fig, style: Styles, labels: list[str]) -> None:
     """One legend for the whole figure, outside the panels (never over data)."""
     from matplotlib.lines import Line2D
@@ -127,22 +110,9 @@ def _scatter(ax, rows: pd.DataFrame, x: str, y: str, style: Styles) -> None:
                     sizes={m: 260 if m == "retrain" else 70 for m in labels}, ax=ax, legend=False, zorder=2)
 
 
-def _log_axis(ax, which: str, values) -> None:
-    """Log scale with plain labels (0.05, not 5×10⁻²), as dense as the range allows."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    values = np.asarray([v for v in values if v > 0], dtype=float)
-    decades = math.log10(values.max() / values.min()) if len(values) else 0.0
-    ax.set(**{f"{which}scale": "log"})
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    axis.set_major_locator(LogLocator(subs=(1, 2, 5) if decades < 1.5 else (1, 3) if decades < 2.5 else (1,)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
 def _draw_tradeoff(rows: pd.DataFrame, style: Styles, legend: list[str]):
     tables = list(_tables(rows))
-    fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
+    fig, axes = panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
     for ax, (title, table) in zip(axes, tables):
         _scatter(ax, table, "forget_acc", "test_acc", style)
         ax.set(title=title, xlabel="forget accuracy, FA (%)", ylabel="test accuracy, TA (%)")
@@ -152,14 +122,14 @@ def _draw_tradeoff(rows: pd.DataFrame, style: Styles, legend: list[str]):
 
 def _draw_gap_time(rows: pd.DataFrame, style: Styles, legend: list[str]):
     tables = list(_tables(rows))
-    fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
+    fig, axes = panels(len(tables), PANEL_COLUMNS, 3.4, 3.1)
     for ax, (title, table) in zip(axes, tables):
         timed = table[(table["time_s_mean"] > 0) & table["avg_gap_mean"].notna()]
         _scatter(ax, timed, "time_s", "avg_gap", style)
         original = table[table["method"] == "original"]
         if not original.empty:
             ax.axhline(original["avg_gap_mean"].iloc[0], color=style.colour["original"], linestyle="--", linewidth=1.2)
-        _log_axis(ax, "x", timed["time_s_mean"])
+        log_axis(ax, "x", timed["time_s_mean"])
         ax.set(title=title, xlabel="unlearning time (s, log scale)", ylabel="Avg. Gap to Retrain (points)")
         ax.margins(x=0.15, y=0.1)
     return fig, legend
@@ -169,7 +139,7 @@ def _draw_param_dist(rows: pd.DataFrame, style: Styles, legend: list[str]):
     import seaborn as sns
 
     tables = list(_tables(rows))
-    fig, axes = _panels(len(tables), PANEL_COLUMNS, 3.4, 0.42 * rows["label"].nunique() + 1.2)
+    fig, axes = panels(len(tables), PANEL_COLUMNS, 3.4, 0.42 * rows["label"].nunique() + 1.2)
     for ax, (title, table) in zip(axes, tables):
         table = table[table["method"] != "retrain"].sort_values("param_dist_mean")
         sns.barplot(data=table, y="label", x="param_dist_mean", hue="label", ax=ax, legend=False, orient="h",
@@ -187,7 +157,7 @@ def _draw_ratio(rows: pd.DataFrame, style: Styles, legend: list[str], **setting)
     rows = rows[mask].copy()
     rows["ratio_pct"] = rows["ratio"] * 100
     metrics = ratio_metrics(rows)
-    fig, axes = _panels(len(metrics), METRIC_COLUMNS, 2.6, 2.3)
+    fig, axes = panels(len(metrics), METRIC_COLUMNS, 2.6, 2.3)
     ratios = sorted(rows["ratio_pct"].unique())
     for ax, metric in zip(axes, metrics):
         for label, g in rows.sort_values("ratio_pct").groupby("label", sort=True):
@@ -195,52 +165,15 @@ def _draw_ratio(rows: pd.DataFrame, style: Styles, legend: list[str], **setting)
                         linestyle={"original": ":", "retrain": "--"}.get(label, "-"), marker=style.marker[label],
                         markersize=9 if label == "retrain" else 5, capsize=2, linewidth=1.4)
         ax.set_xticks(ratios, [f"{r:g}%" for r in ratios])
-        ax.set_ylabel(_axis_label(metric))
+        ax.set_ylabel(axis_label(metric))
         if metric == "time_s":
-            _log_axis(ax, "y", rows["time_s_mean"])
+            log_axis(ax, "y", rows["time_s_mean"])
         ax.margins(x=0.12)
     fig.supxlabel("forget ratio (% of the training set, random forgetting)")
     return fig, [label for label in legend if label in set(rows["label"])]
 
 
-def _regime_panels(rows: pd.DataFrame, style: Styles, legend: list[str], dataset: str, model: str,
-                   metrics: tuple[str, ...]):
-    series = [(k, r) for k, r in sweep_series(rows) if k["dataset"] == dataset and k["model"] == model]
-    fig, axes = _panels(len(series) * len(metrics), len(metrics) if len(metrics) > 1 else 2, 3.6, 2.9)
-    drawn: set[str] = set()
-    for i, (key, series_rows) in enumerate(series):
-        series_rows = series_rows.assign(m_over_n=series_rows["n_head_inputs"] / series_rows["n_retain"])
-        for j, metric in enumerate(metrics):
-            ax = axes[i * len(metrics) + j]
-            for label, g in series_rows.sort_values("m_over_n").groupby("label", sort=True):
-                g = g[g[f"{metric}_mean"].notna() & ((g[f"{metric}_mean"] > 0) | (metric == "avg_gap"))]
-                if g.empty or (label == "retrain" and metric != "param_dist_floor_ratio"):
-                    continue
-                drawn.add(label)
-                ax.errorbar(g["m_over_n"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"], color=style.colour[label],
-                            linestyle={"original": ":", "retrain": "--"}.get(label, "-"), marker=style.marker[label],
-                            markersize=9 if label == "retrain" else 5, capsize=2, linewidth=1.4)
-            ax.axvline(1.0, color="0.4", linestyle=":", linewidth=1)
-            if metric == "param_dist_floor_ratio":
-                ax.axhline(1.0, color="0.4", linestyle="--", linewidth=1)
-            _log_axis(ax, "x", series_rows["m_over_n"])
-            if metric != "avg_gap":
-                _log_axis(ax, "y", series_rows[f"{metric}_mean"].dropna())
-            ax.set(title=f"{key['loss']} · {scenario_label(key)}", ylabel=_axis_label(metric))
-    fig.supxlabel("M/N = head inputs ÷ |D_r|")
-    return fig, [label for label in legend if label in drawn]
-
-
-def _draw_regime_distance(rows, style, legend, dataset, model):
-    return _regime_panels(rows, style, legend, dataset, model, DISTANCE_METRICS)
-
-
-def _draw_regime_gap(rows, style, legend, dataset, model):
-    return _regime_panels(rows, style, legend, dataset, model, ("avg_gap",))
-
-
-DRAW = {"regime_distance": _draw_regime_distance, "regime_gap": _draw_regime_gap, "tradeoff": _draw_tradeoff,
-        "gap_time": _draw_gap_time, "param_dist": _draw_param_dist, "ratio": _draw_ratio}
+DRAW = {"tradeoff": _draw_tradeoff, "gap_time": _draw_gap_time, "param_dist": _draw_param_dist, "ratio": _draw_ratio}
 
 
 def _draw_critical_difference(df: pd.DataFrame):
@@ -280,7 +213,7 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
     out = Path(out)
     folder = Path(figures_dir) if figures_dir else out / FIGURES_DIR
     df, summary = load_summary(out)
-    plans = plan_figures(summary)
+    plans = all_figure_plans(summary)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     if plans:
@@ -288,9 +221,10 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
         style = _styles(rows)
         legend_order = [r for r in REFERENCE_ORDER if r in set(rows["method"])] + \
             sorted(set(rows.loc[~rows["method"].isin(list(REFERENCE_ORDER)), "label"]))
+        draw = {**DRAW, **study_drawers()}
         with sns.axes_style("whitegrid"), matplotlib.rc_context(RC):
             for plan in plans:
-                fig, labels = DRAW[plan.kind](rows, style, legend_order, **plan.select)
+                fig, labels = draw[plan.kind](rows, style, legend_order, **plan.select)
                 if labels:
                     _legend(fig, style, labels)
                 path = folder / plan.name
@@ -307,7 +241,8 @@ def write_figures(out, figures_dir=None) -> list[tuple[Path, FigurePlan, int]]:
         written.append((path, None, 1))
     keep = {plan.name for plan in plans} | ({CD_FIGURE} if cd is not None else set())
     for stale in folder.glob("*.png"):
-        ours = ("tradeoff_", "gap_vs_time", "param_dist", "metrics_vs_ratio_", "regime_", "critical_difference")
+        ours = ("tradeoff_", "gap_vs_time", "param_dist", "metrics_vs_ratio_", "critical_difference") \
+            + study_figure_prefixes()
         if stale.name not in keep and stale.name.startswith(ours):
             stale.unlink()
     return written

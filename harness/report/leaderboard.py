@@ -13,7 +13,6 @@ system), so the committed leaderboard can be checked against regeneration.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,9 @@ from ..metrics import definitions as M
 from ..metrics.definitions import DEFINITIONS
 from ..metrics.statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_interval
 from ..protocol.records import RecordStore, write_text_atomic
+from ..studies import STUDIES, all_figure_plans
 from . import ranking as R
-from .figure_plan import figure_link, plan_figures
+from .figure_plan import figure_link
 from .format import format_cell
 from .frame import records_frame
 from .friedman import friedman_markdown
@@ -33,19 +33,6 @@ from .tables import FLAGS, METRICS, REFERENCE_ORDER, TABLE_KEYS, natural_key, re
 REGENERATE = "unlearnbench leaderboard"
 RANK_METRIC = "avg_gap"       # the overall ranking: mean rank by Avg. Gap across tables
 COMMUNITY = "community"       # submissions' folders, beside the leaderboard
-
-# Extra sections appended by other commands' renderers: (title, "module:function"),
-# each function takes the results folder and returns markdown or None.
-SECTIONS: list[tuple[str, str]] = [
-    ("MUSO's regime: where exact unlearning holds in networks",
-     "unlearnbench.harness.studies.regime:leaderboard_section"),
-    ("MUSO exactness: the linear theorem on real data", "unlearnbench.harness.studies.exactness:leaderboard_section"),
-    ("Loss-attack MIA and the retrain noise floor", "unlearnbench.harness.metrics.floor:leaderboard_section"),
-    ("Forgetting quality (NeurIPS 2023 challenge metric)",
-     "unlearnbench.harness.studies.forgetting_quality:leaderboard_section"),
-    ("Per-example evidence", "unlearnbench.harness.report.per_example:leaderboard_section"),
-    ("Hyperparameter tuning (equal budget)", "unlearnbench.harness.tuning.report:leaderboard_section"),
-]
 
 
 def method_runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -306,18 +293,18 @@ def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
                 v = first[k]
                 mask &= df[k].isna().to_numpy() if pd.isna(v) else (df[k] == v).to_numpy()
             parts.append(table_markdown(rows, df[mask]))
-        figures = plan_figures(summary)
+        figures = all_figure_plans(summary)
         if figures:
             parts += ["## Figures", "", f"Drawn from the same records by `{REGENERATE}` (or `unlearnbench plot`).", ""]
             for fig in figures:
                 parts += [f"### {fig.title}", "", fig.caption, "", f"![{fig.title}]({figure_link(out, fig.name)})", ""]
     else:
         parts += ["No successful runs yet.", ""]
-    for title, target in SECTIONS:
-        module, _, fn = target.partition(":")
-        text = getattr(importlib.import_module(module), fn)(out)
+
+    for study in STUDIES:
+        text = study.load().leaderboard_section(out)
         if text:
-            parts += [f"## {title}", "", text.rstrip() + "\n"]
+            parts += [f"## {study.title}", "", text.rstrip() + "\n"]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -1,5 +1,7 @@
-"""MUSO's regime: where exact unlearning holds in networks — the leaderboard
-section of the study, and the series its figures draw (harness/report/figures.py).
+"""MUSO's regime: where exact unlearning holds in networks — the study's
+leaderboard section and its two figures per swept dataset × model
+(``regime_distance_*.png``, ``regime_gap_*.png``), registered in
+harness/studies/__init__.py.
 
 The study (configs/regime_*.toml) keeps its records in ``results/regime/``
 so the main tables are not flooded; the section reads ``<out>/regime`` when
@@ -24,9 +26,10 @@ import numpy as np
 import pandas as pd
 
 from ..protocol.records import RecordStore
-from ..report.figure_plan import FIGURE_KINDS, figure_link, figure_name
+from ..report.figure_plan import FigurePlan, figure_link, slug
 from ..report.format import compact, percent
 from ..report.frame import records_frame
+from ..report.plotting import axis_label, log_axis, panels
 from ..report.ranking import rank_column, tied_rank_frame
 from ..report.tables import (
     REFERENCE_ORDER,
@@ -225,3 +228,74 @@ def leaderboard_section(out) -> str | None:
              f"regenerate with `unlearnbench leaderboard --out {folder.as_posix()}`).", ""]
     lines += bridge_markdown(study) + sweep_markdown(series, link)
     return "\n".join(lines).rstrip() + "\n"
+
+FIGURE_PREFIX = "regime_"
+FIGURE_KINDS = ("regime_distance", "regime_gap")             # a width sweep's figures
+DISTANCE_METRICS = ("param_dist_rel", "param_dist_floor_ratio")
+
+
+def figure_name(kind: str, dataset: str, model: str) -> str:
+    return f"{kind}_{slug(dataset)}_{slug(model)}.png"
+
+
+def plan_figures(summary: pd.DataFrame) -> list[FigurePlan]:
+    """The width sweeps' figures (pure: no matplotlib): two per swept dataset × model."""
+    plans: list[FigurePlan] = []
+    if summary.empty:
+        return plans
+    swept: dict[tuple, int] = {}
+    for key, _ in sweep_series(summary):
+        swept[(key["dataset"], key["model"])] = swept.get((key["dataset"], key["model"]), 0) + 1
+    for (dataset, model), n in sorted(swept.items()):
+        select = {"dataset": dataset, "model": model}
+        plans += [
+            FigurePlan(figure_name("regime_distance", dataset, model),
+                       f"Distance to Retrain against M/N ({dataset} · {model})",
+                       "Width sweep, all layers trained: ‖θ−θr‖/‖θr‖ and ‖θ−θr‖ over the retrain noise floor against "
+                       "M/N = head inputs ÷ |D_r| (log scales; mean ± std over seeds), one line per method; the "
+                       "dotted line marks M = N, the dashed one a ratio of 1 to the floor.",
+                       n * len(DISTANCE_METRICS), "regime_distance", select),
+            FigurePlan(figure_name("regime_gap", dataset, model), f"Avg. Gap against M/N ({dataset} · {model})",
+                       "Width sweep, all layers trained: Avg. Gap to Retrain (lower is better) against M/N = head "
+                       "inputs ÷ |D_r| (log scale; mean ± std over seeds), one line per method, the Original dotted.",
+                       n, "regime_gap", select)]
+    return plans
+
+
+def _regime_panels(rows: pd.DataFrame, style, legend: list[str], dataset: str, model: str,
+                   metrics: tuple[str, ...]):
+    series = [(k, r) for k, r in sweep_series(rows) if k["dataset"] == dataset and k["model"] == model]
+    fig, axes = panels(len(series) * len(metrics), len(metrics) if len(metrics) > 1 else 2, 3.6, 2.9)
+    drawn: set[str] = set()
+    for i, (key, series_rows) in enumerate(series):
+        series_rows = series_rows.assign(m_over_n=series_rows["n_head_inputs"] / series_rows["n_retain"])
+        for j, metric in enumerate(metrics):
+            ax = axes[i * len(metrics) + j]
+            for label, g in series_rows.sort_values("m_over_n").groupby("label", sort=True):
+                g = g[g[f"{metric}_mean"].notna() & ((g[f"{metric}_mean"] > 0) | (metric == "avg_gap"))]
+                if g.empty or (label == "retrain" and metric != "param_dist_floor_ratio"):
+                    continue
+                drawn.add(label)
+                ax.errorbar(g["m_over_n"], g[f"{metric}_mean"], yerr=g[f"{metric}_std"], color=style.colour[label],
+                            linestyle={"original": ":", "retrain": "--"}.get(label, "-"), marker=style.marker[label],
+                            markersize=9 if label == "retrain" else 5, capsize=2, linewidth=1.4)
+            ax.axvline(1.0, color="0.4", linestyle=":", linewidth=1)
+            if metric == "param_dist_floor_ratio":
+                ax.axhline(1.0, color="0.4", linestyle="--", linewidth=1)
+            log_axis(ax, "x", series_rows["m_over_n"])
+            if metric != "avg_gap":
+                log_axis(ax, "y", series_rows[f"{metric}_mean"].dropna())
+            ax.set(title=f"{key['loss']} · {scenario_label(key)}", ylabel=axis_label(metric))
+    fig.supxlabel("M/N = head inputs ÷ |D_r|")
+    return fig, [label for label in legend if label in drawn]
+
+
+def _draw_regime_distance(rows, style, legend, dataset, model):
+    return _regime_panels(rows, style, legend, dataset, model, DISTANCE_METRICS)
+
+
+def _draw_regime_gap(rows, style, legend, dataset, model):
+    return _regime_panels(rows, style, legend, dataset, model, ("avg_gap",))
+
+
+DRAW = {"regime_distance": _draw_regime_distance, "regime_gap": _draw_regime_gap}
