@@ -22,7 +22,8 @@ from ..metrics import definitions as M
 from ..metrics.definitions import DEFINITIONS
 from ..metrics.statistics import ALPHA, BOOTSTRAP_REPLICATES, TEST_NAME, t_interval
 from ..protocol.records import RecordStore, write_text_atomic
-from ..studies import STUDIES, all_figure_plans
+from ..studies import all_figure_plans
+from ..studies import sections as study_sections
 from . import ranking as R
 from .figure_plan import figure_link
 from .format import format_cell
@@ -301,10 +302,8 @@ def render(out: Path, df: pd.DataFrame, summary: pd.DataFrame) -> str:
     else:
         parts += ["No successful runs yet.", ""]
 
-    for study in STUDIES:
-        text = study.load().leaderboard_section(out)
-        if text:
-            parts += [f"## {study.title}", "", text.rstrip() + "\n"]
+    for title, text in study_sections(out):   # harness/studies/__init__.py
+        parts += [f"## {title}", "", text.rstrip() + "\n"]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -52,6 +52,16 @@ def get_study(name: str) -> Study:
     raise KeyError(f"unknown study {name!r}; registered: {', '.join(s.name for s in STUDIES)}")
 
 
+def sections(out) -> list[tuple[str, str]]:
+    """(title, markdown) of every study with something to say about the records under ``out``."""
+    found = []
+    for study in STUDIES:
+        text = study.load().leaderboard_section(out)
+        if text:
+            found.append((study.title, text))
+    return found
+
+
 def study_figure_plans(summary) -> list:
     """Every study's planned figures for this summary, in registry order."""
     plans = []
