@@ -148,3 +148,31 @@ def test_default_preset_equals_builtin_defaults():
 
     from_file = apply_mapping(Grid(), load_toml("default"), "default.toml")
     assert [s.key for s in expand(from_file)] == [s.key for s in expand(Grid())]
+
+
+def test_cli_defaults_and_the_called_code_share_harness_defaults():
+    """One torch-free module of defaults: the options the parser shows are the ones the code it calls uses."""
+    import inspect
+
+    from unlearnbench.harness import defaults as D
+    from unlearnbench.harness.cli import build_parser
+    from unlearnbench.harness.cluster.slurm import SlurmOptions
+    from unlearnbench.harness.protocol.config import Grid
+    from unlearnbench.harness.studies import exactness, forgetting_quality, per_example
+    from unlearnbench.harness.tuning import tune
+
+    commands = build_parser().commands
+    parsed = {name: commands[name].parse_args(args) for name, args in
+              {"tune": ["all"], "sweep": [], "exactness": [], "per-example": [], "forgetting-quality": []}.items()}
+    assert parsed["tune"].trials == tune.DEFAULT_TRIALS == D.TUNE_TRIALS
+    assert parsed["tune"].tune_seeds == ",".join(map(str, tune.DEFAULT_SEEDS))
+    sweep, slurm = parsed["sweep"], SlurmOptions()
+    for field in ("time_min", "array_parallelism", "signal_delay_s"):
+        assert getattr(sweep, field) == getattr(slurm, field), field
+    run_exactness = inspect.signature(exactness.run_exactness).parameters
+    assert parsed["exactness"].features == run_exactness["features"].default == D.EXACTNESS_FEATURES
+    assert parsed["exactness"].convergence_sigma == run_exactness["convergence_sigma"].default
+    assert parsed["per-example"].shadows == per_example.DEFAULT_SHADOWS == D.SHADOWS
+    assert parsed["per-example"].probe_shadows == per_example.PROBE_SHADOWS
+    assert parsed["forgetting-quality"].num_models == forgetting_quality.DEFAULT_NUM_MODELS
+    assert tuple(Grid().seeds) == D.SEEDS

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from unlearnbench.methods import WriteError
 
+from .. import defaults as D
 from ..errors import UsageError
 from ..protocol.guard import lift_in_signal_handlers
 from ..protocol.records import RecordStore, environment, write_json_atomic
@@ -57,12 +58,12 @@ class SlurmOptions:
     """What each array task asks Slurm for (see ``unlearnbench sweep --help``)."""
 
     partition: str | None = None
-    time_min: int = 60
+    time_min: int = D.SLURM_TIME_MIN
     cpus_per_task: int | None = None
     gpus_per_task: int = 0
     mem_gb: float | None = None
-    array_parallelism: int = 64
-    signal_delay_s: int = 90          # the job is told to checkpoint this long before its time limit
+    array_parallelism: int = D.SLURM_ARRAY_PARALLELISM
+    signal_delay_s: int = D.SLURM_SIGNAL_DELAY_S   # the job is told to checkpoint this long before its time limit
     max_timeouts: int = 3             # requeues after hitting the time limit (preemptions do not count)
     sbatch: dict = field(default_factory=dict)   # any other sbatch option, e.g. {"account": "lab"}
     setup: list = field(default_factory=list)    # shell lines run before the task, e.g. "module load cuda"

@@ -5,20 +5,24 @@ import argparse
 import sys
 import time
 
+from .. import defaults as D
+
 NAME = "exactness"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help="MUSO's theorem on real data: rf_linear, every method's parameter "
                                          "distance to Retrain (writes OUT/exactness.csv)")
-    p.add_argument("--out", default="results", help="folder for exactness.csv (default: results)")
+    p.add_argument("--out", default=D.RESULTS, help=f"folder for exactness.csv (default: {D.RESULTS})")
     p.add_argument("--datasets", help="digits, digits_3v7, fashion_mnist (default: all three)")
     p.add_argument("--ratios", help="forget ratios (default: 0.05,0.1,0.3)")
     p.add_argument("--seeds", help="seeds (default: 0,1,2)")
-    p.add_argument("--features", type=int, default=5000, help="random features M (default: 5000)")
+    p.add_argument("--features", type=int, default=D.EXACTNESS_FEATURES,
+                   help=f"random features M (default: {D.EXACTNESS_FEATURES})")
     p.add_argument("--sigma", type=float, help="RFF bandwidth on normalised inputs (default: √input-dim)")
-    p.add_argument("--convergence-sigma", type=float, default=2.0, dest="convergence_sigma",
-                   help="well-conditioned bandwidth for the GD/SGD iterates table; 0 skips it (default: 2)")
+    p.add_argument("--convergence-sigma", type=float, default=D.EXACTNESS_CONVERGENCE_SIGMA, dest="convergence_sigma",
+                   help="well-conditioned bandwidth for the GD/SGD iterates table; 0 skips it "
+                        f"(default: {D.EXACTNESS_CONVERGENCE_SIGMA:g})")
     p.add_argument("--data-root", dest="data_root", help="folder holding the Fashion-MNIST files")
     return p
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from .. import defaults as D
 from .options import add_grid_options, add_leaderboard_options
 
 NAME = "forgetting-quality"
@@ -15,8 +16,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help="the NeurIPS 2023 challenge's many-model ε score (default: digits/mlp, "
                                          "random 10%%, seed 0, every method, N = 32)")
     add_grid_options(p)
-    p.add_argument("--num-models", type=int, default=32, metavar="N",
-                   help="models per bank: N retrained and N runs of each method (default 32)")
+    p.add_argument("--num-models", type=int, default=D.FORGETTING_QUALITY_MODELS, metavar="N",
+                   help="models per bank: N retrained and N runs of each method "
+                        f"(default {D.FORGETTING_QUALITY_MODELS})")
     add_leaderboard_options(p)
     p.add_argument("--dry-run", action="store_true", help="list the method banks and exit")
     return p

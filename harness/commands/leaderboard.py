@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import defaults as D
 from .options import results_folder
 
 NAME = "leaderboard"
@@ -11,7 +12,7 @@ NAME = "leaderboard"
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help="aggregate records into OUT/summary.csv and leaderboard.md, redraw the "
                                          "figures")
-    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--out", default=D.RESULTS, help=f"results folder (default: {D.RESULTS})")
     p.add_argument("--leaderboard", metavar="FILE",
                    help="output path (default: leaderboard.md beside OUT when OUT is named 'results', "
                         "else OUT/leaderboard.md)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import defaults as D
 from ..errors import UsageError
 
 
@@ -62,19 +63,22 @@ def add_executor_options(p: argparse.ArgumentParser, default: str, runs: bool = 
     e.add_argument("--executor", choices=("local", "slurm"), default=default,
                    help=f"local: {local}; slurm: submit job arrays (default: {default})")
     e.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
-    e.add_argument("--time", type=int, dest="time_min", default=60, metavar="MINUTES",
-                   help="time limit per array task; a task that hits it is requeued and resumes (default 60)")
+    e.add_argument("--time", type=int, dest="time_min", default=D.SLURM_TIME_MIN, metavar="MINUTES",
+                   help="time limit per array task; a task that hits it is requeued and resumes "
+                        f"(default {D.SLURM_TIME_MIN})")
     e.add_argument("--cpus-per-task", type=int, dest="cpus_per_task", metavar="N",
                    help="CPUs per task, also the torch threads (local too; default: the cluster's default / all)")
-    e.add_argument("--gpus-per-task", type=int, dest="gpus_per_task", default=0, metavar="N", help="GPUs per task")
+    e.add_argument("--gpus-per-task", type=int, dest="gpus_per_task", default=D.SLURM_GPUS_PER_TASK, metavar="N",
+                   help="GPUs per task")
     e.add_argument("--mem-gb", type=float, dest="mem_gb", metavar="GB", help="memory per task")
-    e.add_argument("--array-parallelism", type=int, dest="array_parallelism", default=64, metavar="N",
-                   help="at most N tasks of an array run at once (default 64)")
+    e.add_argument("--array-parallelism", type=int, dest="array_parallelism", default=D.SLURM_ARRAY_PARALLELISM,
+                   metavar="N", help=f"at most N tasks of an array run at once (default {D.SLURM_ARRAY_PARALLELISM})")
     if runs:
-        e.add_argument("--runs-per-task", type=int, dest="runs_per_task", default=0, metavar="N",
+        e.add_argument("--runs-per-task", type=int, dest="runs_per_task", default=D.SLURM_RUNS_PER_TASK, metavar="N",
                        help="runs per task of the runs stage (default 0: all runs sharing one reference group)")
-    e.add_argument("--signal-delay", type=int, dest="signal_delay_s", default=90, metavar="SECONDS",
-                   help="tell a task to checkpoint and requeue this long before its time limit (default 90)")
+    e.add_argument("--signal-delay", type=int, dest="signal_delay_s", default=D.SLURM_SIGNAL_DELAY_S, metavar="SECONDS",
+                   help="tell a task to checkpoint and requeue this long before its time limit "
+                        f"(default {D.SLURM_SIGNAL_DELAY_S})")
     e.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
                    help="any other sbatch option (repeatable), e.g. account=mylab, qos=high, constraint=a100")
     e.add_argument("--setup", action="append", metavar="COMMAND",

@@ -7,6 +7,7 @@ import argparse
 import sys
 import time
 
+from .. import defaults as D
 from .options import add_executor_options, add_grid_options, add_leaderboard_options
 
 NAME = "per-example"
@@ -18,10 +19,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                          "linear-probe recovery, KLoM (default: digits/mlp, random 10%% and "
                                          "class 0, seed 0, every method, 32 shadows)")
     add_grid_options(p)
-    p.add_argument("--shadows", type=int, default=32, metavar="S",
-                   help="shadow models per forget set, an even number >= 8 (default 32)")
-    p.add_argument("--probe-shadows", type=int, default=8, metavar="P",
-                   help="shadows whose features are probed (default 8)")
+    p.add_argument("--shadows", type=int, default=D.SHADOWS, metavar="S",
+                   help=f"shadow models per forget set, an even number >= 8 (default {D.SHADOWS})")
+    p.add_argument("--probe-shadows", type=int, default=D.PROBE_SHADOWS, metavar="P",
+                   help=f"shadows whose features are probed (default {D.PROBE_SHADOWS})")
     add_executor_options(p, default="local", runs=False,
                          local=f"train the shadow bank in this process (slurm: {SHADOWS_PER_TASK} shadows per "
                                "array task; the measurements then run here)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import defaults as D
 from .options import results_folder
 
 NAME = "plot"
@@ -10,7 +11,7 @@ NAME = "plot"
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help="draw the figures of the records in OUT to OUT/figures/*.png (seaborn)")
-    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--out", default=D.RESULTS, help=f"results folder (default: {D.RESULTS})")
     return p
 
 

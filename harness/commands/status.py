@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import defaults as D
 from .options import results_folder
 
 NAME = "status"
@@ -11,7 +12,7 @@ NAME = "status"
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help="done / running / failed / missing runs of a results folder, and the "
                                          "failures")
-    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--out", default=D.RESULTS, help=f"results folder (default: {D.RESULTS})")
     p.add_argument("--cache-dir", dest="cache_dir", help="reference-model cache, for its quarantined entries "
                                                          "(default: OUT/cache)")
     return p

@@ -18,13 +18,14 @@ from pathlib import Path
 from unlearnbench import datasets as D
 from unlearnbench.methods import TrainConfig, UnknownMethod, coerce, get_method, list_methods
 
+from .. import defaults
 from ..errors import UsageError
 from ..models import check_model_arguments, get_model
 from ..tomlio import tomllib
 from ..tuning.presets import tuned_values
 from .spec import SCENARIOS, RunSpec, Scenario
 
-DEFAULT_SEEDS = tuple(range(10))
+DEFAULT_SEEDS = defaults.SEEDS   # harness/defaults.py
 
 
 @dataclass

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import defaults as D
+
 if TYPE_CHECKING:
     import torch
 
@@ -288,8 +290,9 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-def run_exactness(out, datasets=DEFAULT_TASKS, ratios=DEFAULT_RATIOS, seeds=DEFAULT_SEEDS, features=5000,
-                  sigma=None, convergence_sigma=2.0, data_root=None, log=print) -> tuple[Path, Path | None]:
+def run_exactness(out, datasets=DEFAULT_TASKS, ratios=DEFAULT_RATIOS, seeds=DEFAULT_SEEDS,
+                  features=D.EXACTNESS_FEATURES, sigma=None, convergence_sigma=D.EXACTNESS_CONVERGENCE_SIGMA,
+                  data_root=None, log=print) -> tuple[Path, Path | None]:
     """Run the experiment; returns the paths of the two CSV files written."""
     tasks = [load_task(name, data_root) for name in datasets]   # bad names / missing data fail before any work
     rows = []

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import defaults as D
 from ..metrics import challenge as FS
 from ..metrics import definitions as M
 from ..metrics.evaluate import Outputs
@@ -38,7 +39,7 @@ from ..protocol.spec import stable_hash
 from ..report.tables import variant_label
 
 SCHEMA = 1
-DEFAULT_NUM_MODELS = 32
+DEFAULT_NUM_MODELS = D.FORGETTING_QUALITY_MODELS   # harness/defaults.py
 FOLDER = "forgetting_quality"
 
 

@@ -53,6 +53,7 @@ import torch
 from unlearnbench.methods import Split, fit, get_method, supervised_loss
 from unlearnbench.methods.retrain import retrain as retrain_method
 
+from .. import defaults as D
 from ..errors import UsageError
 from ..metrics import per_example as PE
 from ..protocol import method_run as MR
@@ -64,8 +65,8 @@ from ..protocol.spec import derive_seed, stable_hash
 
 SCHEMA = 1
 FOLDER = "per_example"
-DEFAULT_SHADOWS = 32
-PROBE_SHADOWS = 8
+DEFAULT_SHADOWS = D.SHADOWS   # harness/defaults.py
+PROBE_SHADOWS = D.PROBE_SHADOWS
 RELEARN_SHARE = 0.2       # of D_f, seeded
 RELEARN_MARGIN = 5.0      # points below the shadow Original's accuracy on the rest of D_f
 RELEARN_MAX_STEPS = 200

@@ -32,14 +32,15 @@ import sys
 import time
 from pathlib import Path
 
+from .. import defaults as D
 from ..errors import UsageError
 from ..protocol.locks import file_lock
 from ..protocol.records import write_text_atomic
 from ..tomlio import dumps, tomllib
 from .presets import preset_path, presets_dir
 
-DEFAULT_TRIALS = 24
-DEFAULT_SEEDS = (100, 101)
+DEFAULT_TRIALS = D.TUNE_TRIALS   # harness/defaults.py: the command line shows the same
+DEFAULT_SEEDS = D.TUNE_SEEDS
 MAX_TRIALS_FACTOR = 2     # a study that has not converged is extended, by half the budget at a time, up to this × it
 OBJECTIVE = "avg_gap"
 
