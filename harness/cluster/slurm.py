@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +43,7 @@ from .. import defaults as D
 from ..errors import UsageError
 from ..protocol.guard import lift_in_signal_handlers
 from ..protocol.records import RecordStore, environment, write_json_atomic
-from ..protocol.runner import Harness
+from ..protocol.runner import Harness, failed_record, run_pending
 from ..protocol.spec import RunSpec, stable_hash
 from ..protocol.threads import set_threads
 from .plan import Plan
@@ -149,14 +148,6 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def failed_record(spec: RunSpec, error: BaseException, env: dict | None) -> dict:
-    """The record of a run whose task raised outside the harness's own error handling."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return {"schema": 1, "key": spec.key, "config": spec.to_config(), "status": "failed",
-            "message": f"{type(error).__name__}: {error}", "metrics": {}, "env": env,
-            "traceback": "".join(traceback.format_exception(error)), "started": now, "finished": now}
-
-
 class SweepTask:
     """One array task: train the references of its runs (stage ``references``)
     or run them and write their records (stage ``runs``).
@@ -189,19 +180,9 @@ class SweepTask:
                 refs = harness.references(specs[0])   # every spec of the task shares them
                 harness.retrain_reference(specs[0])    # and the extra retrains of its noise floor
                 log(f"references ready: original {refs.original_key}, retrain {refs.retrain_key}")
-            for spec in specs if self.stage == "runs" else []:
-                if store.is_done(spec.key):
-                    status = "done before"
-                else:
-                    try:
-                        status = harness.run(spec)["status"]   # a failing method is recorded there
-                    except Exception as e:                    # what escapes it fails this run only
-                        store.write(failed_record(spec, e, harness.env))
-                        status = "failed"
-                        errors.append(e)
-                    recorded.add(spec.key)
-                statuses[status] = statuses.get(status, 0) + 1
-                log(f"{spec.describe()}: {status}")
+            if self.stage == "runs":   # what escapes a run fails that run only (errors), the others go on
+                statuses = run_pending(harness, specs, store, errors=errors, recorded=recorded,
+                                       report=lambda spec, status, _: log(f"{spec.describe()}: {status}"))
             if errors:
                 raise errors[0]
         except WriteError:       # a full disk: writing failed records would fail too

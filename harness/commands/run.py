@@ -37,7 +37,7 @@ def run(args) -> int:
         return 0
     from ..protocol.progress import Progress  # the rest only when something may run: a dry run stays quick
     from ..protocol.records import RecordStore
-    from ..protocol.runner import Harness, remove_leftovers
+    from ..protocol.runner import DONE_BEFORE, Harness, remove_leftovers, run_pending
     from ..protocol.threads import set_threads
 
     set_threads(args.cpus_per_task)
@@ -50,20 +50,17 @@ def run(args) -> int:
         harness = Harness.from_grid(grid, log=progress.log, method_progress=progress.step)
     else:    # (what a run killed after its last record left is cleared all the same)
         remove_leftovers(grid.out, grid.cache_dir)
-    counts: dict[str, int] = {}
-    skipped = 0
-    for spec in specs:
-        if spec.key in done:
-            skipped += 1
+
+    def report(spec, status, message):
+        if status == DONE_BEFORE:
             progress.update(spec.describe(), "(done)")
-            continue
-        progress.begin(spec.describe())
-        record = harness.run(spec)
-        counts[record["status"]] = counts.get(record["status"], 0) + 1
-        status = record["status"]
+            return
         if status != "ok":
-            progress.log(f"{spec.describe()}: {status}: {record['message']}")
+            progress.log(f"{spec.describe()}: {status}: {message}")
         progress.update(spec.describe(), status)
+
+    counts = run_pending(harness, specs, store, begin=lambda spec: progress.begin(spec.describe()), report=report)
+    skipped = counts.pop(DONE_BEFORE, 0)
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new"
     print(f"{len(specs)} runs: {summary}, {skipped} already done; "
           f"{harness.reference_trainings if harness else 0} reference models trained; "

@@ -184,3 +184,54 @@ class Harness:
                 record["diagnostics"] = self.diagnostics
         shutil.rmtree(checkpoints, ignore_errors=True)
         return record
+
+
+DONE_BEFORE = "done before"   # the status run_pending reports for a run whose record was already there
+
+
+def failed_record(spec: RunSpec, error: BaseException, env: dict | None) -> dict:
+    """The record of a run whose call raised outside the harness's own error handling."""
+    import traceback
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"schema": 1, "key": spec.key, "config": spec.to_config(), "status": "failed",
+            "message": f"{type(error).__name__}: {error}", "metrics": {}, "env": env,
+            "traceback": "".join(traceback.format_exception(error)), "started": now, "finished": now}
+
+
+def run_pending(harness, specs, store: RecordStore, *, begin=None, report=None, errors: list | None = None,
+                recorded: set | None = None) -> dict[str, int]:
+    """The one run loop, of ``unlearnbench run`` and of a sweep's array task.
+
+    Each spec whose record is not in ``store`` is run by ``harness`` (which
+    writes its record, a failing method's included); ``begin(spec)`` is called
+    before, ``report(spec, status, message)`` after, with ``DONE_BEFORE`` for a
+    run already recorded.  With ``errors`` (a list), an exception that escapes a run
+    is written as that run's failed record, collected there, and the loop goes
+    on; without it, it propagates.  ``recorded`` collects the keys written.
+    Returns the count of each status."""
+    counts: dict[str, int] = {}
+    for spec in specs:
+        message = ""
+        if store.is_done(spec.key):
+            status = DONE_BEFORE
+        else:
+            if begin is not None:
+                begin(spec)
+            try:
+                record = harness.run(spec)
+                status, message = record["status"], record.get("message") or ""
+            except Exception as e:
+                if errors is None:
+                    raise
+                record = failed_record(spec, e, harness.env)
+                store.write(record)
+                status, message = "failed", record["message"]
+                errors.append(e)
+            if recorded is not None:
+                recorded.add(spec.key)
+        counts[status] = counts.get(status, 0) + 1
+        if report is not None:
+            report(spec, status, message)
+    return counts
