@@ -64,3 +64,34 @@ def test_fashion_mnist_preset_is_the_cpu_benchmark():
     assert {s.seed for s in specs} == {0, 1, 2}
     subsets = {(s.dataset, s.model, s.train_subset, s.test_subset) for s in specs}
     assert subsets == {("fashion_mnist", "cnn", 5000, 2000)}
+
+
+def test_full_preset_is_the_default_benchmark_plus_full_fashion_mnist():
+    full = expand(apply_mapping(Grid(), load_toml("full"), "full"))
+    default = expand(apply_mapping(Grid(), load_toml("default"), "default"))
+    keys = {s.key for s in full}
+    assert {s.key for s in default} <= keys                         # every default run, the same keys
+    fashion = [s for s in full if s.dataset == "fashion_mnist"]
+    assert len(keys) == len(full) == len(default) + len(fashion)    # each run once
+    assert {(s.model, s.train_subset, s.test_subset) for s in fashion} == {("mlp", None, None)}  # all 60k / 10k
+    assert {s.scenario.label for s in fashion} == {"random 10%", "class 0"}
+    assert {s.seed for s in fashion} == set(range(5))
+
+
+def test_included_grids_take_the_command_line_and_the_including_folders(tmp_path, capsys):
+    (tmp_path / "mine.toml").write_text('include = ["default"]\ndatasets = ["fashion_mnist"]\nscenarios = ["class"]\n'
+                                        'out = "elsewhere"\n')
+    from unlearnbench.harness.cli import build_parser
+    from unlearnbench.harness.protocol.config import grid_from_args
+
+    args = build_parser().parse_args(["run", "--config", str(tmp_path / "mine.toml"), "--seeds", "3",
+                                      "--methods", "muso"])
+    grid = grid_from_args(args)
+    assert [p.out for p in grid.parts] == ["elsewhere"] and grid.parts[0].datasets == ["digits"]
+    specs = expand(grid)
+    assert {(s.dataset, s.scenario.label) for s in specs} == {("digits", "random 10%"), ("digits", "random 50%"),
+                                                              ("digits", "class 0"), ("fashion_mnist", "class 0")}
+    assert {(s.seed, s.method) for s in specs} == {(3, "muso")}
+    (tmp_path / "nested.toml").write_text(f'include = ["{tmp_path / "mine.toml"}"]\n')
+    assert main(["run", "--config", str(tmp_path / "nested.toml"), "--dry-run"]) == 2
+    assert "one level of include" in capsys.readouterr().err

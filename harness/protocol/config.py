@@ -1,6 +1,9 @@
 """From command-line options and TOML presets to a validated list of runs.
 
 Precedence: built-in defaults < ``--config FILE.toml`` < command-line options.
+A file may ``include`` other presets: the run is the union of their grids and
+its own, the command-line options applying to each, and the including grid's
+folders, device and precision to all.
 Every value is checked before anything is written; a bad one raises
 :class:`UsageError` naming the value and what is accepted.
 """
@@ -56,8 +59,12 @@ class Grid:
     download: bool = False
     precision: str = "auto"                   # auto (bf16/fp16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     deterministic: bool = False               # deterministic kernels (slower on GPU)
+    include: list[str] = field(default_factory=list)  # presets (names or paths) whose runs join this grid's
+    parts: tuple = field(default=(), repr=False, metadata={"internal": True})  # the included grids, resolved
 
-    LIST_KEYS = ("datasets", "models", "scenarios", "ratios", "classes", "subclasses", "methods", "seeds")
+    LIST_KEYS = ("datasets", "models", "scenarios", "ratios", "classes", "subclasses", "methods", "seeds", "include")
+    # Where and how runs execute: an included grid takes these from the grid that includes it.
+    EXECUTION_KEYS = ("out", "cache_dir", "data_root", "download", "device", "precision", "deterministic")
     PRECISIONS = ("auto", "fp32", "bf16", "fp16")
     TABLE_KEYS = ("train", "model_args", "model_grid", "method_args")
 
@@ -95,7 +102,7 @@ def load_toml(path: str | Path) -> dict:
 
 def apply_mapping(grid: Grid, data: dict, source: str) -> Grid:
     """Set grid fields from a mapping (a TOML file or parsed options)."""
-    accepted = [f.name for f in fields(Grid)]
+    accepted = [f.name for f in fields(Grid) if not f.metadata.get("internal")]
     for key, value in data.items():
         if key not in accepted:
             raise UsageError(f"{source}: unknown key {key!r}{_suggest(key, accepted)}; accepted: {', '.join(accepted)}")
@@ -212,7 +219,27 @@ def grid_from_args(args) -> Grid:
         options["train"] = {k: v for k, v in (a.split("=", 1) for a in args.train_arg if "=" in a)}
         if len(options["train"]) != len(args.train_arg):
             raise UsageError("--train-arg expects KEY=VALUE")
-    return apply_mapping(grid, options, "command line")
+    grid = apply_mapping(grid, options, "command line")
+    return dataclasses.replace(grid, parts=tuple(_included(grid, options)))
+
+
+def _included(grid: Grid, options: dict) -> list[Grid]:
+    """The grids a config file includes, each with the command-line options applied
+    and the including grid's execution settings (folders, device, precision)."""
+    parts = []
+    for name in grid.include:
+        data = load_toml(name)
+        if data.get("include"):
+            raise UsageError(f"config {name!r} is included and includes {data['include']!r} itself; "
+                             "accepted: one level of include")
+        part = apply_mapping(apply_mapping(Grid(), data, f"config file {name!r}"), options, "command line")
+        parts.append(dataclasses.replace(part, **{k: getattr(grid, k) for k in Grid.EXECUTION_KEYS}))
+    return parts
+
+
+def all_datasets(grid: Grid) -> list[str]:
+    """Every dataset a grid runs on, its included grids' too."""
+    return list(dict.fromkeys([*grid.datasets, *(d for part in grid.parts for d in part.datasets)]))
 
 
 def class_ref(text: str) -> int | str:
@@ -240,7 +267,18 @@ def _check_subset(value, key: str) -> None:
 
 
 def expand(grid: Grid) -> list:
-    """Validate the grid and return its runs (RunSpec), in a cache-friendly order."""
+    """Validate the grid and return its runs (RunSpec), in a cache-friendly order:
+    the included grids' first (a run in two of them is listed once)."""
+    if grid.include and len(grid.parts) != len(grid.include):
+        grid = dataclasses.replace(grid, parts=tuple(_included(grid, {})))
+    specs = {}
+    for part in grid.parts:
+        specs.update((s.key, s) for s in _expand_one(part))
+    specs.update((s.key, s) for s in _expand_one(grid))
+    return list(specs.values())
+
+
+def _expand_one(grid: Grid) -> list:
     for name in grid.datasets:
         try:
             D.check_name(name)

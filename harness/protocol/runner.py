@@ -82,8 +82,9 @@ class Harness:
         options = {"out": grid.out, "cache_dir": grid.cache_dir, **options}
         harness = cls(data_root=grid.data_root, device=grid.device, download=grid.download, log=log,
                       precision=grid.precision, deterministic=grid.deterministic, **options)
-        for name in grid.datasets:
-            check_subsets(harness.dataset(name), name, grid.train_subset, grid.test_subset)
+        for part in (*grid.parts, grid):   # the grids it includes, then its own
+            for name in part.datasets:
+                check_subsets(harness.dataset(name), name, part.train_subset, part.test_subset)
         return harness
 
     @property
