@@ -76,6 +76,9 @@ def test_full_preset_is_the_default_benchmark_plus_full_fashion_mnist():
     assert {(s.model, s.train_subset, s.test_subset) for s in fashion} == {("mlp", None, None)}  # all 60k / 10k
     assert {s.scenario.label for s in fashion} == {"random 10%", "class 0"}
     assert {s.seed for s in fashion} == set(range(5))
+    from unlearnbench.methods import list_methods
+    # muso_released's float32 N x N inverses cost 45 min a run at this scale (configs/full.toml says so)
+    assert {s.method for s in fashion} == set(list_methods()) - {"muso_released"}
 
 
 def test_included_grids_take_the_command_line_and_the_including_folders(tmp_path, capsys):
