@@ -6,27 +6,9 @@ The student (initialised from the original) distils, on a shuffled mix of the
 forget set and a random share of the retain set, from two teachers:
 the competent one (the frozen original) on retain samples and an incompetent
 one (a randomly initialised model of the same architecture) on forget samples:
+Reference code: github.com/vikram2000b/bad-teaching-unlearning.
 
-    L = KL(t_x ‖ s_x),  t_x = softmax(T_f(x)/τ) if x ∈ D_f else softmax(T_c(x)/τ),
-    s_x = softmax(student(x)/τ)
-
-Reference code: github.com/vikram2000b/bad-teaching-unlearning, ``unlearn.py``
-(``UnlearnerLoss``, ``unlearning_step``, ``blindspot_unlearner``) and the
-experiment notebook ``CIFARSuper20_Rocket_Unlearn.ipynb``.  Defaults: the
-notebook's unlearning cell — Adam at lr 1e-4 (constant, no weight decay), 1 epoch,
-τ = 1, batches of 256, the student distilled on the forget set mixed with a
-random 30% of the retain set.  (``blindspot_unlearner``'s own argument
-defaults are 10 epochs at lr 0.01, the same τ and batch; the notebook
-overrides them.)  These defaults hold for every model and scenario; the
-benchmark's tuned presets (configs/tuned/) override them.
-
-Deviation: the reference's ``F.kl_div`` averages over batch × classes; we
-average over the batch (the KL's definition), a constant factor 1/K that
-Adam's update does not see (up to its ε).
-
-`unlearnbench tune bad_teacher` searches lr log-uniform in [1e-4, 0.01]
-(the notebook's and the function's defaults are its ends), epochs 1..10 and
-batch in {64, 256}.
+Fidelity to the reference, defaults and search window: docs/method-notes.md#bad_teacher.
 """
 from __future__ import annotations
 

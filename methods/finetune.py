@@ -1,22 +1,8 @@
 """FT — fine-tuning on the retain set only (Warnecke et al., NDSS 2023;
 the "FT" baseline of Jia et al., NeurIPS 2023 and Fan et al., ICLR 2024).
+Reference code: github.com/OPTML-Group/Unlearn-Saliency.
 
-Continue training the original on D_r and rely on catastrophic forgetting to
-erase D_f.  Reference code: SalUn's ``Classification/unlearn/FT.py``
-(github.com/OPTML-Group/Unlearn-Saliency; the same file as Unlearn-Sparse's)
-with its training wrapper ``unlearn/impl.py``: SGD with momentum 0.9 and
-weight decay 5e-4 (``arg_parser.py`` defaults), a constant learning rate (its
-step decay at epochs 91 and 136 is never reached), no warm-up.  Defaults: the
-README's FT command, 10 epochs at lr 0.01 (also the ``--unlearn_epochs`` /
-``--unlearn_lr`` defaults of ``arg_parser.py``; CIFAR-10 / ResNet-18), kept
-as the defaults on every model; the benchmark's tuned presets
-(configs/tuned/) override them.
-
-Deviation: the batch size is the original's (the reference also fine-tunes
-with its training batch size, 256).  The loss is the model's own training
-loss (cross-entropy for networks, as the reference).
-
-`unlearnbench tune` searches epochs 3..15 and lr log-uniform in [0.005, 0.2].
+Fidelity to the reference, defaults and search window: docs/method-notes.md#finetune.
 """
 from __future__ import annotations
 

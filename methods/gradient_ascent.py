@@ -1,25 +1,8 @@
 """GA — gradient ascent on the forget set (Thudi et al., EuroS&P 2022;
 "GA" in Jia et al., NeurIPS 2023 and Fan et al., ICLR 2024).
+Reference code: github.com/OPTML-Group/Unlearn-Saliency.
 
-Maximise the training loss (the model's own: cross-entropy for networks, as
-the reference) of the forget samples under their true labels, i.e. minimise
-its negative.  Reference code: SalUn's ``Classification/unlearn/GA.py``
-(github.com/OPTML-Group/Unlearn-Saliency) with its training wrapper
-``unlearn/impl.py``: SGD with momentum 0.9 and weight decay 5e-4
-(``arg_parser.py`` defaults), a constant learning rate (its step decay at
-epochs 91 and 136 is never reached), no warm-up, no gradient clipping.
-Defaults: the README's GA command, 5 epochs at lr 1e-4 (CIFAR-10 /
-ResNet-18), kept as the default on every model; the benchmark's tuned
-presets (configs/tuned/) override them.
-
-The loss is unbounded, so GA may diverge (the loop stops it with
-``Diverged``) or collapse at a learning rate too large for the model; the
-learning rate is what tuning sets.  ``grad_clip`` > 0 clips the gradient's
-global L2 norm (an option the reference does not have; off by default).
-Deviation: the batch size is the original's (the reference unlearns with its
-training batch size, 256).
-
-`unlearnbench tune` searches epochs 1..10 and lr log-uniform in [1e-5, 0.1].
+Fidelity to the reference, defaults and search window: docs/method-notes.md#gradient_ascent.
 """
 from __future__ import annotations
 

@@ -8,30 +8,7 @@ defaults of ``arg_parser.py``.
 Fine-tune the original on D_r with an ℓ1 penalty on all parameters whose
 strength decays linearly over the epochs:
 
-    L_e = L(D_r) + γ_e · ‖θ‖₁,   γ_e = γ · (1 − e / (E − E₀))  for e < E − E₀, else 0
-
-(e = 0-based epoch, E epochs, E₀ = ``no_l1_epochs`` final epochs without
-penalty, ``--no-l1-epochs``), so the penalty promotes sparsity early and the
-retain accuracy recovers late.  L is the model's own training loss
-(cross-entropy for networks, as the reference).
-
-Optimiser as the reference's wrapper: SGD with momentum 0.9 and weight decay
-5e-4, a constant learning rate (its step decay at epochs 91 and 136 is never
-reached), no warm-up.  Defaults: the README's l1-sparse command, 10 epochs at
-lr 0.01, E₀ = 0 (``arg_parser.py``); γ = 5e-4.  The code has no γ of its own
-for ℓ1-sparse: the README passes ``--alpha ${alpha}``, and the argparse
-default 0.2 of that shared ``--alpha`` is the noise scale of the Fisher and
-influence baselines.  γ = 5e-4 is the top of the range 5e-5 to 5e-4 that the
-paper states for γ on CIFAR-10 / ResNet-18 (as quoted in this project's
-earlier notes; not re-checked here against a copy of the paper).  These
-defaults hold for every model and scenario; the benchmark's tuned presets
-(configs/tuned/) override them.
-
-Deviation: the batch size is the original's (the reference also unlearns
-with its training batch size, 256).
-
-`unlearnbench tune l1_sparse` searches lr log-uniform in [0.005, 0.2] and γ
-log-uniform in [5e-5, 5e-3].
+Fidelity to the reference, defaults and search window: docs/method-notes.md#l1-sparse.
 """
 from __future__ import annotations
 

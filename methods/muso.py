@@ -9,23 +9,7 @@ closed form without retraining — label form ``Z_f w₀ + K_fr K_rr⁻¹(y_r �
 Z_r w₀)``, label-free form ``Z_f[w₀ + Π_r(w_p − w₀)]`` with ``Π_r =
 Z_rᵀ(Z_r Z_rᵀ)⁻¹Z_r`` (:func:`optimal_labels`, :func:`optimal_labels_label_free`).
 
-Networks: the head's inputs (plus a ones column) play Z, the head plays w.
-Before each epoch Π_r = Zᵀ(ZZᵀ + εI)⁻¹Z is built in float64 from the current
-features of a random ``retain_subset`` of D_r, ε on a cosine ramp; on every
-batch of D_r ∪ D_f each forget sample gets ``Z_f^cur[w₀ + Π_r(w_p − w₀)] +
-(Z_f^cur − Z_f^p)w_p`` (the drift term), hard or soft.  With head-only
-training, squared loss, plain SGD, ε = 0, the full retain set and soft labels
-the first labels are the closed form (tests/test_muso.py).  Where M ≤ N the
-projector is the identity and the labels are the original's predictions;
-every record carries the regime (M, N, rank, labels changed, round-off).
-
-Defaults (registered): the released scripts' argparse settings (Yruikk/MUSO
-8c113dd): random subset (NN/random_subset/MUSO.py) Adam lr 3e-5, constant,
-2 epochs; class and sub-class (NN/full_and_sub_class/MUSO.py) AdamW lr
-2.8e-4, cosine, 5 epochs; weight decay 0, batch 128, subset 20%, ε 1e-6 →
-1e-2 on a cosine ramp, hard labels.  ``labels = "label_form"`` relabels by
-the label form instead (registered as ``muso_label_form``).  Derivations,
-the regime and measurements: docs/muso.md.
+Fidelity to the reference, defaults and search window: docs/method-notes.md#muso.
 """
 from __future__ import annotations
 

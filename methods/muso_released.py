@@ -4,33 +4,7 @@ NN/full_and_sub_class/MUSO.py for class and sub-class forgetting.  ``muso``
 is the paper's formula; both share methods/_muso.py.  docs/muso.md gives the
 derivations and the measurements behind what follows.
 
-- Projector (``get_right_side``, random_subset lines 192-200, full_and_sub_class
-  lines 223-233): ``Zᵀ·inv(εI_N)…`` — the Woodbury chain that equals
-  ``Zᵀ(εI + εZZᵀ)⁻¹Z`` = ``(1/ε)Zᵀ(I + ZZᵀ)⁻¹Z``, not the paper's
-  ``Zᵀ(ZZᵀ + εI)⁻¹Z`` (``projector = "ridge"`` gives the latter).
-- ``precision = "released"`` (default): that chain in float32 with explicit
-  inverses, in the script's order of operations, and the forget outputs
-  ``Z_u @ right_side − Z_u_p @ w_p`` in float32 (lines 110-119).  At ε = 1e-6
-  the chain cancels catastrophically in float32, so its labels are largely
-  round-off: the record's ``perm_flip_first`` (labels that flip when only
-  Π_r's rows are reordered) and ``exact_share_first`` say how much.
-  ``"exact"``: the same expression solved stably in float64.
-- ε: the cosine ramp 1e-6 → 1e-2, shifted one epoch (Π_r for epoch e is built
-  at the end of epoch e−1; random_subset lines 272-290, full_and_sub_class
-  lines 310-315), in both scripts.
-- Rows of Π_r: D_r in order, batches of 128, a random ``int(0.2·|D_r|)`` kept
-  whenever more than twice that are held (``_muso.released_subset``).
-- Optimiser (argparse defaults): random subset Adam lr 3e-5, constant, 2
-  epochs; class and sub-class AdamW lr 2.8e-4, cosine, 5 epochs; weight decay
-  0, batch 128, hard labels, drift term as the paper.
-
-HEAD's full_and_sub_class/MUSO.py cannot run as published: its ``__main__``
-calls ``seed_torch(args.seed)`` (line 240), which neither it nor its utils
-define (nor does ``get_args`` define ``--seed``).  Commit 172809c's class
-script (ridge projector, ε fixed at 1e-6, SGD lr 5.55e-5 × 10 epochs) is
-superseded.  Deliberate differences: w₀ and w_p are θ₀'s and the original's
-heads (the script loads fixed CIFAR-100 checkpoints); the loss is the model's
-own training loss; the unused Π_r after the last epoch is not built.
+Fidelity to the reference, defaults and search window: docs/method-notes.md#muso_released.
 """
 from __future__ import annotations
 

@@ -8,32 +8,7 @@ Reference code: github.com/meghdadk/SCRUB, ``train_negrad`` of
 One loss per step, on a retain batch and a forget batch drawn alongside it
 (the forget set is cycled):
 
-    L = β · [L(D_r batch) + (wd/2)·‖θ − θ_start‖²] − (1 − β) · L(D_f batch)
-
-with L the model's own training loss (cross-entropy for networks, as the
-reference); β is the reference's ``alpha``.  β = 1 is plain fine-tuning;
-β → 0 is gradient ascent.
-
-Optimiser as the reference's ``negative_grad``: plain SGD (no momentum, no
-weight decay), a constant learning rate, no gradient clipping (``grad_clip``
-> 0 clips the gradient's global L2 norm, an option the reference does not
-have), no data augmentation (the notebooks build their loaders with
-``augment=False``).  Defaults: that notebook's setting, β = 0.95, 10 epochs
-at lr 0.01 (``ng_alpha``, ``ng_epochs``, ``ng_lr``; lr and epochs are also
-``negative_grad``'s own defaults).  Other notebooks set other values
-(``resnet50_cifar100.ipynb``: β = 0.9999, 5 epochs, lr 0.01).  These defaults
-hold for every model and scenario; the benchmark's tuned presets
-(configs/tuned/) override them.
-
-The retain term carries the notebook's proximal penalty: ``run_neggrad_epoch``
-adds β·(wd/2)·‖θ − θ_start‖² (its ``l2_penalty``, θ_start the model before
-unlearning) with ``--weight-decay 0.1``; ``prox_weight`` is that wd.
-
-Remaining difference: the batch size of both streams is the original's (the
-notebook draws retain batches of 128 and forget batches of 64).
-
-`unlearnbench tune neggrad_plus` searches β uniform in [0.85, 0.99] and lr
-log-uniform in [0.003, 0.3].
+Fidelity to the reference, defaults and search window: docs/method-notes.md#neggrad_plus.
 """
 from __future__ import annotations
 

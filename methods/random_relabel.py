@@ -8,31 +8,7 @@ by a random class.  Reference code: SalUn's ``Classification/unlearn/RL.py``
 
 Labels (``labels``):
 
-* ``"uniform"`` (default, the reference's rule): each forget sample's label is
-  drawn uniformly from all K classes — a draw may equal the true label — and
-  drawn anew every epoch.  The reference's CIFAR-100 / TinyImageNet branch
-  redraws the whole forget set's labels once per epoch and shuffles D_f with
-  D_r, which is what we do (the redraw is ``fit``'s ``after_epoch`` hook, from
-  the run's generator, so a resumed run draws the same labels); its CIFAR-10
-  branch draws per forget batch in a separate forget-first pass, which gives
-  each sample the same fresh uniform label per epoch, in another batch order.
-* ``"amnesiac"``: one uniformly random *wrong* label per forget sample, drawn
-  once and kept for every epoch — the "amnesiac" baseline of SSD's code
-  (``forget_random_strategies.py``, ``amnesiac``; Foster et al., AAAI 2024).
-
-Optimiser as the reference's wrapper: SGD with momentum 0.9 and weight decay
-5e-4 (``arg_parser.py`` defaults), a constant learning rate (its step decay at
-epochs 91 and 136 is never reached in an unlearning run), no warm-up.
-Defaults: 10 epochs (``--unlearn_epochs`` default) at lr 0.01
-(``--unlearn_lr`` default; the SalUn paper searches RL's lr in [0.01, 0.1]).
-These are CIFAR-10 / ResNet-18 values, kept as the defaults on every model;
-the benchmark's tuned presets (configs/tuned/) override them.
-
-Deviation: the batch size is the original's (the reference also unlearns
-with its training batch size, 256).  The loss is the model's own training
-loss (cross-entropy for networks, as the reference).
-
-`unlearnbench tune` searches epochs 3..15 and lr log-uniform in [0.005, 0.1].
+Fidelity to the reference, defaults and search window: docs/method-notes.md#random_relabel.
 """
 from __future__ import annotations
 

@@ -5,35 +5,7 @@ github.com/OPTML-Group/Unlearn-Saliency, ``Classification/generate_mask.py``
 (the mask), ``Classification/unlearn/RL.py`` with ``unlearn/impl.py`` (the
 masked random-label training) and ``arg_parser.py`` (defaults).
 
-1. Weight saliency: the gradient of the forget loss at the original weights,
-   g = ∇_θ L(D_f; θ_o) with the model's own loss (cross-entropy for networks,
-   as the reference), summed over mini-batches as the reference does, and the
-   hard mask m = 1[|g| among the top ``mask_share`` of all parameters'
-   magnitudes], computed over the whole network at once.  Exactly
-   round(share · #parameters) entries are kept (ties broken by ``topk``).
-2. Random-label fine-tuning on D_r ∪ D_f (our ``random_relabel``, same label
-   rules: by default each forget label uniform over all K classes, redrawn
-   every epoch, as the reference's ``RL.py``; ``labels="amnesiac"`` keeps one
-   fixed wrong label), updating only the salient weights.
-
-The reference's current ``RL.py`` multiplies the gradient by m, steps its SGD
-(weight decay 5e-4 on every weight) and then restores the non-salient weights
-to their values before unlearning and zeroes their momentum.  We get the same
-update without the restore: weight decay is folded into the gradient before
-masking (∇ + wd·θ, then × m) and the optimiser's own weight decay is off, so
-the salient weights see SGD with weight decay and the non-salient ones a zero
-gradient, hence zero momentum: they stay bit-identical to the original's.
-
-Optimiser as the reference: SGD, momentum 0.9, weight decay 5e-4, a constant
-learning rate (its step decay at epochs 91 and 136 is never reached), no
-warm-up.  Defaults: the README's CIFAR-10 / ResNet-18 command for 10% random
-forgetting — 10 epochs at lr 0.013 with the 50% mask (``with_0.5.pt``).  They
-are kept as the defaults on every model; the benchmark's tuned presets
-(configs/tuned/) override them.  Deviation: the batch size is the original's
-(the reference unlearns with its training batch size, 256).
-
-`unlearnbench tune salun` searches lr log-uniform in [0.005, 0.05], epochs
-5..10 and mask share uniform in [0.1, 1].
+Fidelity to the reference, defaults and search window: docs/method-notes.md#salun.
 """
 from __future__ import annotations
 

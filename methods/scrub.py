@@ -4,44 +4,11 @@ Machine Unlearning", NeurIPS 2023).  Reference code: github.com/meghdadk/SCRUB,
 ``thirdparty/repdistiller/helper/loops.py`` (``train_distill``) and
 ``thirdparty/repdistiller/helper/util.py`` (``adjust_learning_rate``).
 
-Teacher = the frozen original, student = a copy of it.  With the temperature-
-scaled distillation divergence  d(x) = τ² · KL(p_t(x) ‖ p_s(x)),
-p = softmax(logits / τ), every epoch e = 1, 2, … runs
+Teacher = the frozen original, student = a copy of it.  Each epoch runs a
+max phase on D_f (push the student's outputs away from the teacher's) and a
+min phase on D_r (stay close to the teacher and fit the labels).
 
-* a **max phase** (only while e ≤ ``max_epochs``, the reference's
-  ``msteps``): one pass over D_f *maximising* the divergence, i.e.
-  minimising −d(x_f);
-* a **min phase**: one pass over D_r minimising α · d(x_r) + γ · L(x_r), L the
-  model's own loss (cross-entropy for networks, as the reference).
-
-As in the reference, one SGD optimiser (momentum 0.9, weight decay 5e-4)
-serves both phases and every epoch, so its momentum carries over from phase
-to phase; the learning rate decays in steps, lr_e = lr · rate^#{d ∈
-``lr_decay_epochs`` : e > d}; the gradient is not clipped (``grad_clip`` > 0
-clips its global L2 norm, an option the reference does not have); no data
-augmentation (the notebooks build their loaders with ``augment=False``).
-Each phase is one call of the shared training loop with that optimiser.
-
-**Rewind** (SCRUB+R, ``rewind=True``, as the paper describes it): keep the
-student after every epoch; at the end take the final student's error on
-held-out samples of the forget distribution (the validation split; its
-samples of the forgotten class in the class scenario) as the target forget
-error, and return the checkpoint whose error on D_f is closest to it (the
-earliest on a tie), so that D_f is not forgotten "too much" (which would
-itself reveal membership).
-
-Defaults: the reference's CIFAR-10 setting (``large_scale_unlearning.ipynb``):
-3 epochs of which the first 2 have max-steps, lr 5e-4 decayed ×0.1 after
-epochs 3, 5 and 9, τ = 4, γ = 0.99, α = 0.001, batches of 128 on D_r and 32
-on D_f (its ``sgda_batch_size`` / ``del_batch_size``; the loaders that
-notebook builds use 256 / 512).  They are kept as the defaults on every
-model; the benchmark's tuned presets (configs/tuned/) override them.  The
-reference's later ``scrub.py`` runs max-steps in epochs 0..msteps, one more
-than the notebooks; we follow the notebooks.
-
-`unlearnbench tune scrub` searches lr log-uniform in [5e-4, 0.1], epochs
-3..10 (the notebooks run 3 to 10; later epochs run at the decayed rates),
-max epochs 1..3 and α in {0.001, 0.5}.
+Fidelity to the reference, defaults and search window: docs/method-notes.md#scrub.
 """
 from __future__ import annotations
 

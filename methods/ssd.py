@@ -7,17 +7,7 @@ of the squared gradient of the batch's mean cross-entropy at the original
 weights: I_D over D_r ∪ D_f and I_f over D_f.  Every parameter with
 I_f > α·I_D is scaled by min(λ·I_D / I_f, 1); the rest are left untouched.
 
-Squared *batch* gradients depend on which samples share a batch, so the
-batches follow the reference's loaders (``batch_order``, see ``ordered``):
-unshuffled, D_r then D_f concatenated, D_r class-sorted in the class and
-sub-class scenarios, both sets in a seeded random order in the random
-scenario; batch 64 for class and sub-class, 128 for random (the mains'
-defaults).  Paper defaults α = 10, λ = 1.
-
-Remaining differences: in the sub-class scenario D_r is sorted by its
-super-class label (the reference sorts by sub-class; methods do not see
-sub-class labels); our random order comes from the run's generator, not
-``random_split``'s.  Search-space bounds are explained in docs/metrics.md.
+Fidelity to the reference, defaults and search window: docs/method-notes.md#ssd.
 """
 from __future__ import annotations
 

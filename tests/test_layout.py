@@ -71,3 +71,34 @@ def test_the_link_check_can_fail(tmp_path):
     (tmp_path / "README.md").write_text("[a](docs/a.md) [b](docs/b.md)")
     assert broken_links([tmp_path / "README.md", tmp_path / "docs" / "a.md"]) == ["README.md: docs/b.md",
                                                                                 "a.md: ../missing.md#x"]
+
+
+# Docstrings say what and why in a few lines; derivations, evidence and reference-code fidelity live in
+# docs/method-notes.md and docs/design-notes.md.  A method's file: 12 lines; the API and harness modules: 30.
+MAX_DOC_LINES = {"methods/[a-z]*.py": 12, "methods/_*.py": 30, "harness/**/*.py": 30}
+
+
+def long_docstrings(limits=MAX_DOC_LINES, repo: Path = REPO) -> dict[str, int]:
+    import ast
+
+    sizes = {}
+    for pattern, limit in limits.items():
+        for path in sorted(repo.glob(pattern)):
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            if len(doc.splitlines()) > limit:
+                sizes[path.relative_to(repo).as_posix()] = len(doc.splitlines())
+    return sizes
+
+
+def test_module_docstrings_are_short():
+    too_long = long_docstrings()
+    assert not too_long, ", ".join(f"{p}: {n} docstring lines" for p, n in too_long.items()) + f" ({MAX_DOC_LINES})"
+    (REPO / "docs" / "method-notes.md").read_text().index("## scrub")    # where the rest went
+    (REPO / "docs" / "design-notes.md").read_text().index("## metrics.statistics")
+
+
+def test_the_docstring_check_can_fail(tmp_path):
+    (tmp_path / "methods").mkdir()
+    (tmp_path / "methods" / "wordy.py").write_text('"""' + "line\n" * 13 + '"""\n')
+    (tmp_path / "methods" / "terse.py").write_text('"""' + "line\n" * 12 + '"""\n')
+    assert long_docstrings({"methods/*.py": 12}, repo=tmp_path) == {"methods/wordy.py": 13}

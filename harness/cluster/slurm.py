@@ -1,28 +1,6 @@
 """Sweeps: a grid run as two Slurm job arrays through submitit, or in this process.
 
-1. **references** — one array task per reference group (dataset, model,
-   training, seed, scenario: one forget set) whose models are not cached yet.
-   It trains θ₀, the original and the retrain into the shared cache.  Each
-   cache entry is computed under its own ``flock``, so a model is trained once
-   however many tasks need it (tasks of one seed share the original: the first
-   trains it, the others wait for it and load it).
-2. **runs** — the pending runs of each group (at most ``runs_per_task`` per
-   task), submitted with ``--dependency=afterany:<stage 1>``: they start once
-   every reference task has ended, whatever its outcome.  ``afterany`` rather
-   than ``afterok`` so that one failed reference task does not leave the whole
-   array pending forever; a run whose references are missing trains them
-   itself, under the same lock, or records the failure.
-
-Every task is a :class:`SweepTask`.  submitit pickles it and runs it on a
-node; on a time limit or preemption it calls the task's ``checkpoint()``,
-which requeues the same task: the new attempt skips runs that already have a
-final record and resumes each training from its last per-epoch checkpoint
-(``fit`` under ``auto_checkpoint``).  A task that raises writes a ``failed``
-record, with the traceback, for each of its runs that has no final record.
-
-``<out>/sweeps/<id>/manifest.json`` records what was submitted (the job of
-every run); ``unlearnbench status`` joins it with the records and Slurm's job
-states.  The local executor runs the same tasks, in order, in this process.
+The design in full: docs/design-notes.md#clusterslurm.
 """
 from __future__ import annotations
 

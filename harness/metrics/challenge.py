@@ -6,37 +6,7 @@ https://unlearning-challenge.github.io/assets/data/Machine_Unlearning_Metric.pdf
 and the scoring code released with it), vectorised with sorted counts instead
 of one boolean matrix per threshold.  Pure numpy; no model in sight.
 
-Inputs are two banks of *logit-scaled confidences* (``log p_y − log(1 − p_y)``,
-computed from each model's logits exactly as the challenge's code does: see
-:func:`logit_scaled_confidence`) of the forget examples, shape
-``[N models, |D_f|]``: one from N retrained models, one from N unlearned
-models.  Per forget example:
-
-1. The *positive* distribution is whichever bank has the larger median
-   (ties: the unlearned bank).
-2. If one bank's range is below 1% of the other's (a "peaky", e.g.
-   deterministic, method), ε = 50: the distributions are trivially told apart.
-3. Otherwise ε is the largest privacy loss over every decision rule of two
-   families, each evaluated on a grid of 100 thresholds per unit of confidence:
-   *single threshold* (predict positive when c ≥ t, t from the pooled minimum
-   to the pooled maximum) and *double threshold* (predict the peakier bank —
-   the one with the smaller range — when l ≤ c ≤ r; r spans the peakier
-   bank's range ±2, l = r − width ± 2 with width that range).  For one rule
-   with rates (FPR, FNR):  ε = max(log(1 − δ − FPR) − log FNR,
-   log(1 − δ − FNR) − log FPR), clipped below at 0, with δ = 1e-5.  A rule
-   with FPR = FNR = 0 separates perfectly (ε = ∞); a rule with exactly one
-   of them 0 is discarded (too few samples to estimate it).  ε is capped at 50.
-4. Points: 1 for ε < 0.5, halved for every further 0.5, and 0 from
-   ⌈ln(N − 1)⌉ on (the largest ε that N samples per side can resolve).
-
-The forget score F is the mean of the points over the forget set; the
-challenge's final score is F × (RA_u / RA_r) × (TA_u / TA_r), accuracies
-averaged over the N models of each bank.
-
-Because ε is a maximum over thousands of rules estimated from N samples, it
-is biased upward: two banks drawn from the *same* distribution score about
-0.17-0.20, not 1 (pinned in tests/test_forget_score.py).  Read a score
-against the retrain-vs-retrain score at the same N.
+The design in full: docs/design-notes.md#metricschallenge.
 """
 from __future__ import annotations
 

@@ -3,45 +3,7 @@ uncertainty of the overall ranking.  Pure functions of per-seed values (no
 clock, no file system; the bootstrap is seeded), so the leaderboard stays a
 function of the records.
 
-- **Interval of a cell** (:func:`t_interval`): the 95% Student-t interval of
-  the mean over seeds, mean ± t_{0.975, n−1} · s / √n with s the sample
-  standard deviation (ddof 1); with one seed there is none.
-- **Ranks inside a table** (:func:`control_ranks`): the method with the
-  lowest mean is the control; every other method is compared with it by a
-  one-sided paired t-test over seeds (``scipy.stats.ttest_rel``, alternative
-  "greater": is it worse?) — a seed fixes θ₀, the forget set and both
-  references, so the comparison is paired — and Holm's procedure (:func:`holm`)
-  corrects over those k − 1 comparisons at α = 0.05.  The methods not
-  significantly worse than the control form the top group (rank 1); the rule
-  is then applied again to the rest, with their best mean as the control,
-  until every method has a group.  A method's rank is 1 + the number of
-  methods in the groups above it.  This is the comparison with a control that
-  Demšar (JMLR 2006, §3.2.2) and García & Herrera (JMLR 2008) recommend over
-  all pairs: with k methods the first Holm threshold is α/(k − 1), not
-  α/(k(k − 1)/2) (0.05/12 instead of 0.05/78 for 13 methods), so real
-  differences are found.  Why not Wilcoxon's signed-rank test: with n paired
-  seeds its smallest p-value is 1/2ⁿ one-sided, which after the correction
-  cannot separate anything on 5 or 10 seeds.
-- **What a tie means** (:func:`detectable_difference`): the smallest
-  difference in the table's measure that the first (strictest) comparison,
-  the one-sided paired t-test at α/(k − 1), detects with 80% power, at the
-  table's observed spread (the median standard deviation of the paired
-  differences with the control) and its number of seeds; from the noncentral
-  t distribution (``scipy.stats.nct``).
-- **The overall ranking across tables** (:func:`friedman`): every block
-  (table × seed) ranks the methods that ran in all blocks (average ranks for
-  ties); a Friedman test (``scipy.stats.friedmanchisquare``) asks whether
-  any method differs, and Conover's post-hoc test
-  (``scikit_posthocs.posthoc_conover_friedman``, Holm-adjusted) which pairs do;
-  the critical-difference diagram (``scikit_posthocs.critical_difference_diagram``)
-  draws the mean ranks with the groups it cannot tell apart.
-- **Uncertainty of the overall ranking** (:func:`bootstrap_mean_rank`): the
-  mean over tables of each row's tied rank, and a 95% percentile interval
-  from a seeded bootstrap over the tables (each replicate draws the tables
-  with replacement).  The seeds' noise is already in the tied ranks; the
-  seeds are not resampled as well, because a resample repeats seeds, and
-  repeated pairs would make the paired test behind each tied rank
-  overconfident.
+The design in full: docs/design-notes.md#metricsstatistics.
 """
 from __future__ import annotations
 

@@ -1,35 +1,6 @@
 """Keeps the test data (and the Retrain answer key) away from a method while it runs.
 
-A method gets everything it may use in its :class:`Context`, which never holds
-the test split.  But a method is arbitrary Python: it could load the dataset
-again, call scikit-learn's or torchvision's loader, open the data files, or
-read the cached Retrain model, which is the very model it is scored against.
-While a method runs, :func:`method_guard` refuses all of these:
-
-- ``unlearnbench.datasets.load_dataset`` (it raises the audit event
-  ``unlearnbench.datasets.load``, so ``datasets/`` stays free of harness code);
-- opening any file a dataset loader read when the harness loaded the data
-  (recorded by :func:`recording_data_files`, whatever the loader: our IDX
-  reader, scikit-learn's bundled CSV, torchvision's pickles);
-- opening anything under the protected folders (the Retrain model cache);
-- ``gc.get_objects`` / ``gc.get_referrers`` / ``gc.get_referents``, the
-  generic way to reach the harness's in-memory test tensors;
-- starting another program or process — ``subprocess.Popen`` (so
-  ``subprocess.run``), ``os.system``, ``os.exec*``, ``os.posix_spawn*``,
-  ``os.spawn*``, ``os.fork`` / ``os.forkpty`` — whose reads the hook cannot
-  see (``cat`` of a data file, a second Python that loads the dataset).
-
-The harness's own signal handlers run with the guard lifted
-(:func:`lift_in_signal_handlers`): on a Slurm time limit submitit's handler
-checkpoints the task and starts ``scontrol requeue`` in the middle of a method.
-
-It is a PEP 578 audit hook: free while idle (torch operations raise no audit
-events), installed once per process.  The violation is remembered, so a
-method that catches the exception is still refused when it returns.
-
-Python has no sandbox: code that walks the interpreter's stack frames or
-patches unlearnbench itself can still cheat.  The guard catches mistakes and
-shortcuts; a submission is code, and is reviewed as code.
+The design in full: docs/design-notes.md#protocolguard.
 """
 from __future__ import annotations
 

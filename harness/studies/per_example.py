@@ -1,43 +1,7 @@
 """`unlearnbench per-example`: evidence beyond aggregates, from one bank of
 shadow models per forget set (definitions: harness/metrics/per_example.py).
 
-**The design** (U-LiRA, Hayes et al. arXiv 2403.01218, with LiRA's paired
-shadows).  For the run's forget scenario two sets of training-pool examples
-have a membership that varies between shadows:
-
-- the *candidates*: random forgetting draws twice the forget set's size from
-  the pool, class forgetting takes the whole class; a shadow trained on a
-  candidate forgets it;
-- as many *retain canaries* (other classes, for class forgetting): trained
-  on or not, never forgotten — the examples unlearning may expose.
-
-Every other pool example is in every shadow.  Shadows come in pairs with
-complementary halves, so each candidate and canary is a member of exactly
-half of the S shadows.  Shadow k is three models, as the benchmark's
-references: an Original from its own θ₀ (trained on its members), its
-Retrain (same θ₀, data order and hyperparameters, on its members minus its
-candidates) and, for each method, the method run on the shadow's Original
-with the shadow's candidates as D_f and its other members as D_r.  The
-Originals and Retrains are reference models: cached, verified and shared by
-every method; the Original and Retrain rows are the bounds.
-
-**What is measured**, per method, over the S shadows:
-
-- *U-LiRA*: each shadow in turn is the target; for each candidate a Gaussian
-  likelihood-ratio test on the margin (= LiRA's logit-scaled confidence)
-  between the other shadows that forgot it and those that never saw it;
-  balanced accuracy, AUC, TPR at 1% / 0.1% FPR; the same on the canaries
-  (kept vs never seen);
-- *relearning*: steps of plain gradient descent at the training lr on a
-  seeded 20% of D_f until the accuracy on the rest of D_f reaches the
-  shadow Original's minus 5 points (capped);
-- *probe*: linear-probe recovery of D_f's labels from frozen penultimate
-  features (the first ``probe_shadows`` shadows);
-- *KLoM*: per candidate, the binned KL divergence between the margins of the
-  shadows that forgot it and of the Retrains of the shadows that never saw
-  it (S/2 each; the Retrain row is the estimator's floor at S/2 models).
-
-One JSON record per method and forget set under ``<out>/per_example/runs/``.
+The design in full: docs/design-notes.md#studiesper_example.
 """
 from __future__ import annotations
 

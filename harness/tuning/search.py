@@ -1,34 +1,6 @@
 """The search behind ``unlearnbench tune``: one Optuna study per method × table.
 
-- **Sampler**: TPE (``optuna.samplers.TPESampler``; multivariate, and with
-  ``constant_liar`` so that parallel workers do not propose the point another
-  worker is evaluating).  The first ``startup_trials(budget)`` complete
-  trials (trial 0 included) are random draws, the rest follow TPE.  Its seed
-  is ``derive_seed(seed, study, worker, trials so far)``: a fresh search by one
-  worker is reproducible, and parallel or resumed workers draw different points.
-- **Storage**: a relational database (an SQLAlchemy URL; by default an SQLite
-  file under the results folder) that every worker opens, so trials run in
-  parallel as local processes or Slurm array tasks.  A heartbeat marks the
-  running trial of a killed worker as failed once it is ``GRACE_S`` old.
-- **Budget**: each study runs until it has ``target`` complete trials —
-  the budget, or 1 when the method has nothing to tune.  A worker starts a
-  trial only while complete + running trials are below it, and a trial that
-  finds ``target`` complete or running trials ahead of it is pruned as
-  surplus, so parallel workers never overshoot.  Failed trials (an exception,
-  a killed worker) and pruned ones do not count; rerunning continues the study.
-- **Trial 0** is the method's registered defaults (``enqueue_trial``), the
-  cited reference setting.  A numeric distribution is the declared space and
-  is *not* widened to reach the default: the declared space is the measured
-  working window (scripts/tuning_windows.py), and a reference default in a
-  no-op region (GA's lr 1e-4 on digits) must not drag the random draws there.
-  Trial 0 may therefore lie outside the space; TPE uses it as an observation
-  all the same.  A categorical default is added to the choices (Optuna cannot
-  store a value outside them).
-- **Values** are rounded to 3 significant digits (floats), as the presets
-  show them; the rounded configuration is what the trial evaluates.  A
-  configuration equal to one already evaluated or being evaluated is pruned
-  as a duplicate and does not count; after ``DUPLICATE_LIMIT`` × target
-  duplicates the space counts as exhausted.
+The design in full: docs/design-notes.md#tuningsearch.
 """
 from __future__ import annotations
 

@@ -1,27 +1,6 @@
 """`unlearnbench tune`: every method gets the same hyperparameter budget.
 
-A method declares what may be tuned next to its code
-(``register_method(..., search_space={"lr": LogUniform(1e-3, 0.1), ...})``).
-Each method × table (dataset × model × scenario) is one Optuna study
-(harness/tuning/search.py: seeded TPE, stored in an SQLite file under the results
-folder or at an RDB URL, workers in parallel as local processes or Slurm
-array tasks) that runs until it has ``trials`` complete trials — trial 0 is
-the method's registered defaults — and keeps the one with the lowest Avg.
-Gap on a **validation protocol** that never touches the test set:
-
-- its own seeds (default 100 and 101, disjoint from the benchmark's 0-2), so
-  θ₀, the forget set and both references differ from the benchmark's;
-- the forget split and the references come from the training pool only, as
-  in the benchmark;
-- a fixed class-balanced half of the validation split plays the test set
-  (TA and the MIA's non-members); the method sees only the other half as
-  ``ctx.val`` (``Harness(evaluate_on="val")``).
-
-The winners are written to ``configs/tuned/<dataset>-<model>.toml`` —
-``[hyper."<scenario>".<method>]`` — with the search, its budget and every
-trial under ``[tuning."<scenario>".<method>]``.  ``unlearnbench run`` (and
-every command that expands a grid) uses them unless ``tuned = false`` /
-``--no-tuned``; explicit ``method_args`` override them.
+The design in full: docs/design-notes.md#tuningtune.
 """
 from __future__ import annotations
 
