@@ -98,3 +98,9 @@ def test_included_grids_take_the_command_line_and_the_including_folders(tmp_path
     (tmp_path / "nested.toml").write_text(f'include = ["{tmp_path / "mine.toml"}"]\n')
     assert main(["run", "--config", str(tmp_path / "nested.toml"), "--dry-run"]) == 2
     assert "one level of include" in capsys.readouterr().err
+
+
+def test_tuning_a_config_tunes_its_own_tables_not_the_included_ones(tmp_path, capsys):
+    assert main(["tune", "finetune", "--config", "full", "--trials", "1", "--out", str(tmp_path), "--dry-run"]) == 0
+    studies = [line for line in capsys.readouterr().out.splitlines() if line.startswith("finetune ")]
+    assert studies and all("fashion_mnist/mlp" in line for line in studies), studies

@@ -313,7 +313,8 @@ def command(args) -> int:
     seeds = parse_list(args.tune_seeds, int, "--tune-seeds")
     if any(s < 0 for s in seeds):
         raise UsageError(f"--tune-seeds {args.tune_seeds!r}: seeds must be non-negative integers")
-    grid = dataclasses.replace(grid_from_args(args), method_args={}, tuned=False)
+    # a config's own tables only: the presets it includes are tuned on their own (configs/tuned/ per table)
+    grid = dataclasses.replace(grid_from_args(args), method_args={}, tuned=False, include=[], parts=())
     options = SlurmOptions.from_args(args) if args.executor == "slurm" else None
     studies = make_studies(grid, methods, seeds, args.trials)
     folder = Path(args.presets) if args.presets else presets_dir(True)
