@@ -237,11 +237,6 @@ def _included(grid: Grid, options: dict) -> list[Grid]:
     return parts
 
 
-def all_datasets(grid: Grid) -> list[str]:
-    """Every dataset a grid runs on, its included grids' too."""
-    return list(dict.fromkeys([*grid.datasets, *(d for part in grid.parts for d in part.datasets)]))
-
-
 def class_ref(text: str) -> int | str:
     """A class on the command line: an index, or a name (``rocket``)."""
     return int(text) if text.lstrip("-").isdigit() else text
